@@ -1,0 +1,1 @@
+"""Persistence: models, queries and migrations. Imports nothing else of Switchboard."""

@@ -1,0 +1,125 @@
+"""The event outbox: events written in the changing transaction, with a gap-free seq per channel.
+
+Services call `emit` while they change things; the unit of work calls `write_pending` just before
+commit. Sequence numbers come from one row per channel in `channel_sequences`, bumped with an
+upsert whose row lock is held until commit, so on every channel seq N+1 can only be handed out
+once seq N is committed (or rolled back and reused): readers never see a hole that fills later.
+Channels are locked in sorted order so two transactions can never deadlock on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import ChannelSequence, Event, utcnow
+
+_PENDING_KEY = "outbox.pending"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    channel: str
+    type: str
+    data: dict[str, Any]
+
+
+def emit(session: AsyncSession, channel: str, type: str, data: dict[str, Any]) -> None:
+    """Queue an event to be written with the current transaction."""
+    session.info.setdefault(_PENDING_KEY, []).append(PendingEvent(channel, type, data))
+
+
+def discard_pending(session: AsyncSession) -> None:
+    session.info.pop(_PENDING_KEY, None)
+
+
+async def write_pending(session: AsyncSession) -> list[Event]:
+    """Assign seqs to the queued events and insert them; call right before commit."""
+    pending: list[PendingEvent] = session.info.pop(_PENDING_KEY, [])
+    if not pending:
+        return []
+    by_channel: dict[str, list[int]] = {}
+    for index, item in enumerate(pending):
+        by_channel.setdefault(item.channel, []).append(index)
+    written: list[Event | None] = [None] * len(pending)
+    for channel in sorted(by_channel):
+        indexes = by_channel[channel]
+        first = await _reserve(session, channel, len(indexes)) - len(indexes) + 1
+        for offset, index in enumerate(indexes):
+            item = pending[index]
+            event = Event(channel=channel, seq=first + offset, type=item.type, data=item.data)
+            session.add(event)
+            written[index] = event
+    await session.flush()
+    # Returned in the order the service emitted them, which is the order to publish them in.
+    return [event for event in written if event is not None]
+
+
+async def _reserve(session: AsyncSession, channel: str, count: int) -> int:
+    """Bump the channel's counter by `count` and return the new last seq."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(ChannelSequence).values(channel=channel, seq=count)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[ChannelSequence.channel],
+        set_={"seq": ChannelSequence.seq + count},
+    ).returning(ChannelSequence.seq)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def read_since(
+    session: AsyncSession, channel: str, since: int, limit: int = 1000
+) -> Sequence[Event]:
+    """Events of `channel` with seq > since, oldest first."""
+    stmt = (
+        select(Event)
+        .where(Event.channel == channel, Event.seq > since)
+        .order_by(Event.seq)
+        .limit(limit)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def current_seqs(session: AsyncSession, channels: Iterable[str]) -> dict[str, int]:
+    """The last committed seq of each channel (0 for a channel that never had an event)."""
+    names = list(channels)
+    if not names:
+        return {}
+    rows = await session.execute(
+        select(ChannelSequence.channel, ChannelSequence.seq).where(
+            ChannelSequence.channel.in_(names)
+        )
+    )
+    found = {channel: int(seq) for channel, seq in rows}
+    return {name: found.get(name, 0) for name in names}
+
+
+async def oldest_retained_seq(session: AsyncSession, channel: str) -> int | None:
+    stmt = select(func.min(Event.seq)).where(Event.channel == channel)
+    value = (await session.execute(stmt)).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+async def trim(
+    session: AsyncSession, keep_per_channel: int, max_age: timedelta, now: datetime | None = None
+) -> int:
+    """Drop events older than `max_age` and beyond the newest `keep_per_channel` of a channel.
+
+    The counters in channel_sequences are never trimmed, so a client that is too far behind can
+    always tell (its `since` is below the oldest retained seq) and is told to resync.
+    """
+    cutoff = (now or utcnow()) - max_age
+    removed = (await session.execute(delete(Event).where(Event.created_at < cutoff))).rowcount
+    heads = select(ChannelSequence.channel, ChannelSequence.seq)
+    for channel, seq in (await session.execute(heads)).all():
+        result = await session.execute(
+            delete(Event).where(Event.channel == channel, Event.seq <= seq - keep_per_channel)
+        )
+        removed += result.rowcount
+    return int(removed or 0)
