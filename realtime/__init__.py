@@ -1,0 +1,1 @@
+"""Live delivery: broker, connection hub, channel permissions, presence, replay, framing."""

@@ -1,0 +1,1 @@
+"""The Starlette application: routes, auth, domain services, the Twilio gateway, settings, CLI."""

@@ -1,0 +1,50 @@
+"""The application factory: builds the Starlette app and wires the parts together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+
+from server import errors, live, worker
+from server.routes import api, pages, twilio_webhooks, ws
+from server.settings import Settings
+from server.state import AppState
+from server.twilio import setup as twilio_setup
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    state = AppState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await twilio_setup.start(state)
+        await live.start(state)
+        if settings.run_worker_in_process:
+            await worker.start(state)
+        try:
+            yield
+        finally:
+            if settings.run_worker_in_process:
+                await worker.stop(state)
+            await live.stop(state)
+            await twilio_setup.stop(state)
+            await state.close()
+
+    middleware: list[Middleware] = []
+    app = Starlette(
+        routes=[*api.routes, *twilio_webhooks.routes, *ws.routes, *pages.routes],
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            errors.ApiError: errors.api_error_handler,
+            HTTPException: errors.http_exception_handler,
+            Exception: errors.server_error_handler,
+        },
+    )
+    app.state.switchboard = state
+    return app

@@ -1,0 +1,110 @@
+"""The `switchboard` command line: serve, worker, migrate, create-user, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from server.settings import Settings
+from store.migrate import upgrade
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="migrate, then serve HTTP and websockets")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+
+    commands.add_parser("worker", help="run campaigns and notifications")
+    commands.add_parser("migrate", help="bring the database schema up to date")
+
+    create_user = commands.add_parser("create-user", help="add a user")
+    create_user.add_argument("email")
+    create_user.add_argument("--password", required=True)
+    create_user.add_argument("--name", default="")
+    create_user.add_argument("--admin", action="store_true")
+
+    commands.add_parser("demo", help="seed a demo team, inboxes and threads")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings.from_env()
+
+    if args.command == "migrate":
+        upgrade(settings.database_url)
+        print("database is up to date")
+        return 0
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port)
+    if args.command == "worker":
+        from server.worker import run_forever
+
+        upgrade(settings.database_url)
+        asyncio.run(run_forever(settings))
+        return 0
+    if args.command == "create-user":
+        upgrade(settings.database_url)
+        return asyncio.run(_create_user(settings, args.email, args.password, args.name, args.admin))
+    if args.command == "demo":
+        from server.demo import seed
+
+        upgrade(settings.database_url)
+        print(asyncio.run(seed(settings)))
+        return 0
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    upgrade(settings.database_url)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        ws="websockets",
+        ws_per_message_deflate=False,
+        proxy_headers=False,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+async def _create_user(
+    settings: Settings, email: str, password: str, name: str, admin: bool
+) -> int:
+    from server.services.users import create_user
+    from server.state import AppState
+
+    state = AppState(settings)
+    try:
+        async with state.transaction() as session:
+            user = await create_user(
+                session,
+                email=email,
+                password=password,
+                name=name,
+                role="admin" if admin else "staff",
+            )
+        print(f"created {'admin' if admin else 'staff'} user {user.email} (id {user.id})")
+        return 0
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await state.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

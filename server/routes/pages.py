@@ -1,0 +1,7 @@
+"""Routes: pages (filled in by its owner)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+routes: list[BaseRoute] = []

@@ -1,0 +1,1 @@
+"""Domain services: inbound, sending, opt-out, read state, campaigns, notifications."""

@@ -1,0 +1,86 @@
+"""The application's shared parts, and the unit of work that commits changes with their events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from server.settings import Settings
+from store import outbox
+from store.db import make_engine, make_sessionmaker
+from store.models import Event
+
+log = logging.getLogger("switchboard.state")
+
+_AFTER_COMMIT_KEY = "after_commit"
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+class EventPublisher(Protocol):
+    """Carries committed outbox events to live subscribers (the realtime node)."""
+
+    async def publish(self, envelopes: Sequence[dict[str, Any]]) -> None: ...
+
+
+def envelope(event: Event) -> dict[str, Any]:
+    return {"channel": event.channel, "seq": event.seq, "type": event.type, "data": event.data}
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` once the current transaction has committed (never if it rolls back)."""
+    session.info.setdefault(_AFTER_COMMIT_KEY, []).append(callback)
+
+
+class AppState:
+    def __init__(self, settings: Settings, engine: AsyncEngine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings.database_url)
+        self.sessionmaker: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)
+        self.publisher: EventPublisher | None = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction that commits on success with the events it emitted.
+
+        After the commit the events are handed to the publisher; if that fails the events are
+        still in the outbox, and subscribers catch up from it (pub/sub only carries the news).
+        """
+        async with self.sessionmaker() as session:
+            try:
+                async with session.begin():
+                    yield session
+                    events = await outbox.write_pending(session)
+            except BaseException:
+                outbox.discard_pending(session)
+                session.info.pop(_AFTER_COMMIT_KEY, None)
+                raise
+            callbacks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT_KEY, [])
+        if events:
+            await self.publish([envelope(event) for event in events])
+        for callback in callbacks:
+            try:
+                await callback()
+            except Exception:
+                log.exception("after-commit callback failed")
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only; nothing it does is committed."""
+        async with self.sessionmaker() as session:
+            yield session
+
+    async def publish(self, envelopes: Sequence[dict[str, Any]]) -> None:
+        if self.publisher is None:
+            return
+        try:
+            await self.publisher.publish(envelopes)
+        except Exception:
+            log.exception("publishing %d events failed; subscribers will catch up", len(envelopes))
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,1 @@
+"""Twilio: the REST gateway, webhook signatures, and the built-in simulator."""

@@ -1,0 +1,1 @@
+"""Test helpers: databases, live servers on loopback, a Twilio stand-in."""
