@@ -26,6 +26,9 @@ class EventPublisher(Protocol):
 
     async def publish(self, envelopes: Sequence[dict[str, Any]]) -> None: ...
 
+    async def access_changed(self, user_id: int) -> None:
+        """Re-check every live subscription of `user_id`, on every process; cut what is gone."""
+
 
 def envelope(event: Event) -> dict[str, Any]:
     return {"channel": event.channel, "seq": event.seq, "type": event.type, "data": event.data}
@@ -81,6 +84,15 @@ class AppState:
             await self.publisher.publish(envelopes)
         except Exception:
             log.exception("publishing %d events failed; subscribers will catch up", len(envelopes))
+
+    async def access_changed(self, user_id: int) -> None:
+        """Call after committing a change to who may see what (membership, role, logout)."""
+        if self.publisher is None:
+            return
+        try:
+            await self.publisher.access_changed(user_id)
+        except Exception:
+            log.exception("announcing an access change of user %s failed", user_id)
 
     async def close(self) -> None:
         await self.engine.dispose()

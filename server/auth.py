@@ -1,0 +1,96 @@
+"""Sign-in sessions: opaque tokens (bearer header or HTTP-only cookie) and CSRF tokens.
+
+A token is random; the database keeps only its SHA-256, so a session can be revoked (logout,
+deactivation) and the revocation is seen by every process at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
+
+from store.models import AuthSession, User, utcnow
+
+SESSION_COOKIE = "sb_session"
+CSRF_HEADER = "x-csrf-token"
+SESSION_LIFETIME = timedelta(days=14)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def start_session(session: AsyncSession, user: User) -> str:
+    """A new sign-in for `user`; returns the token (shown once, stored only as a digest)."""
+    token = secrets.token_urlsafe(32)
+    session.add(
+        AuthSession(
+            token_hash=_digest(token), user_id=user.id, expires_at=utcnow() + SESSION_LIFETIME
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def authenticate_token(
+    session: AsyncSession, token: str | None
+) -> tuple[User, AuthSession] | None:
+    """The active user and session behind `token`, or None (unknown, expired, revoked, inactive)."""
+    if not token or len(token) > 200:
+        return None
+    auth = await session.scalar(select(AuthSession).where(AuthSession.token_hash == _digest(token)))
+    if auth is None or auth.revoked_at is not None or auth.expires_at <= utcnow():
+        return None
+    if not auth.user.active:
+        return None
+    return auth.user, auth
+
+
+async def revoke_session(session: AsyncSession, auth_session_id: int) -> None:
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == auth_session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+async def revoke_user_sessions(session: AsyncSession, user_id: int) -> None:
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def bearer_token(connection: HTTPConnection) -> str | None:
+    header = connection.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def credentials(connection: HTTPConnection) -> tuple[str | None, bool]:
+    """The token a request carries and whether it came from the cookie.
+
+    When both a bearer token and the cookie come, the bearer token decides (SPEC section 4).
+    """
+    token = bearer_token(connection)
+    if token is not None:
+        return token, False
+    return connection.cookies.get(SESSION_COOKIE), True
+
+
+def csrf_token(secret_key: str, token: str) -> str:
+    """The CSRF token bound to a session token: pages embed it, cookie writes must echo it."""
+    return hmac.new(secret_key.encode(), b"csrf:" + token.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_ok(secret_key: str, token: str, presented: str | None) -> bool:
+    return bool(presented) and hmac.compare_digest(csrf_token(secret_key, token), presented or "")
