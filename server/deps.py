@@ -1,0 +1,83 @@
+"""Request helpers shared by the API routes: who is calling, and may they write."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from server.auth import CSRF_HEADER, authenticate_token, credentials, csrf_ok
+from server.errors import ApiError, forbidden
+from server.state import AppState
+from store.models import AuthSession, User
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_JSON_BYTES = 1_000_000
+
+
+def app_state(request: Request) -> AppState:
+    return request.app.state.switchboard
+
+
+async def current_auth(request: Request) -> tuple[User, AuthSession]:
+    """The signed-in user and session, or 401. Cookie-authenticated writes must carry CSRF."""
+    cached = request.scope.get("switchboard.auth")
+    if cached is not None:
+        return cached
+    token, from_cookie = credentials(request)
+    state = app_state(request)
+    async with state.reading() as session:
+        found = await authenticate_token(session, token)
+    if found is None:
+        raise ApiError(401, "unauthorized", "sign in first", {"WWW-Authenticate": "Bearer"})
+    if (
+        from_cookie
+        and request.method not in SAFE_METHODS
+        and not csrf_ok(state.settings.secret_key, token or "", request.headers.get(CSRF_HEADER))
+    ):
+        raise ApiError(403, "csrf", f"cookie-authenticated writes need the {CSRF_HEADER} header")
+    request.scope["switchboard.auth"] = found
+    return found
+
+
+async def current_user(request: Request) -> User:
+    user, _ = await current_auth(request)
+    return user
+
+
+async def require_admin(request: Request) -> User:
+    user = await current_user(request)
+    if not user.is_admin:
+        raise forbidden("admins only")
+    return user
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object, or a clear 4xx (wrong type, too large, not JSON, not a map)."""
+    if "json" not in request.headers.get("content-type", ""):
+        raise ApiError(415, "unsupported_media_type", "send a JSON body (application/json)")
+    raw = await request.body()
+    if len(raw) > MAX_JSON_BYTES:
+        raise ApiError(413, "too_large", "the body is too large")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "bad_request", "the body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    return data
+
+
+def path_id(request: Request, name: str = "id") -> int:
+    """An integer id from the path; unknown or malformed ids answer 404."""
+    value = request.path_params.get(name)
+    if isinstance(value, int):
+        return value
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ApiError(404, "not_found", "no such object") from None
+    if number <= 0 or number > 2**62:
+        raise ApiError(404, "not_found", "no such object")
+    return number
