@@ -193,6 +193,8 @@ def setup_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Python warnings (deprecations printed by libraries) become log records too.
+    logging.captureWarnings(True)
     # uvicorn's own handlers would print plain text beside ours; let its records reach the root.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)

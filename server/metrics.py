@@ -171,7 +171,7 @@ class ObservedPublisher:
     Everything else is passed through to the wrapped node.
     """
 
-    def __init__(self, inner: Any, metrics: Metrics) -> None:
+    def __init__(self, inner: Any | None, metrics: Metrics) -> None:
         self._inner = inner
         self._metrics = metrics
 
@@ -187,18 +187,23 @@ class ObservedPublisher:
                         "event_type": envelope.get("type"),
                     },
                 )
-        await self._inner.publish(envelopes)
+        if self._inner is not None:
+            await self._inner.publish(envelopes)
 
     async def access_changed(self, user_id: int) -> None:
-        await self._inner.access_changed(user_id)
+        if self._inner is not None:
+            await self._inner.access_changed(user_id)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
 
 def observe_publisher(state: Any, metrics: Metrics) -> None:
-    """Wrap `state.publisher` (once the realtime node has set it) so publishing is observed."""
-    if state.publisher is not None and not isinstance(state.publisher, ObservedPublisher):
+    """Wrap `state.publisher` (once the realtime node has set it) so publishing is observed.
+
+    Without a realtime node (a worker process) events are still counted and logged.
+    """
+    if not isinstance(state.publisher, ObservedPublisher):
         state.publisher = ObservedPublisher(state.publisher, metrics)
 
 

@@ -1,0 +1,125 @@
+"""Fixtures for the operations tests: a private Redis that can be stopped, a logged `serve`."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from server.settings import Settings
+from tests.support.live_server import REPO, free_port, settings_env
+
+
+@dataclass
+class PrivateRedis:
+    """A redis-server of our own on a free port, so a test may stop it without harming others."""
+
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+    password: str | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        options = ["--requirepass", self.password] if self.password else []
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+            + ["--save", "", "--appendonly", "no", "--dir", str(self.workdir), *options],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(free_port(), tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every log line parsed; a line that is not one JSON object fails the test."""
+    records = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            pytest.fail(f"log line is not JSON: {line!r}")
+        assert isinstance(record, dict), line
+        records.append(record)
+    return records
+
+
+@dataclass
+class LoggedServer:
+    """`switchboard serve` as a child process whose stderr (its log) goes to a file."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+        return self.log_path.read_text()
+
+
+def start_logged_server(settings: Settings, log_path: Path, **env: str) -> LoggedServer:
+    port = free_port()
+    settings = replace(settings, public_url=f"http://127.0.0.1:{port}")
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+            cwd=REPO,
+            env={**settings_env(settings), **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = LoggedServer(f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"serve exited with {process.returncode}: {log_path.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return server
+        except OSError:
+            if time.monotonic() > deadline:
+                server.stop()
+                pytest.fail("serve did not start")
+            time.sleep(0.05)
