@@ -1,0 +1,1 @@
+"""Benchmarks: runnable scripts that print Markdown tables (see each script's --help)."""
