@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from server import errors, live, outages, worker
 from server.logging import RequestIdMiddleware
 from server.metrics import Metrics, MetricsMiddleware, observe_publisher
-from server.routes import api, ops, pages, twilio_webhooks, ws
+from server.routes import api, ops, pages, sending, twilio_webhooks, ws
 from server.settings import Settings
 from server.state import AppState
 from server.twilio import setup as twilio_setup
@@ -44,7 +44,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(MetricsMiddleware, metrics=metrics),
     ]
     app = Starlette(
-        routes=[*ops.routes, *api.routes, *twilio_webhooks.routes, *ws.routes, *pages.routes],
+        routes=[
+            *ops.routes,
+            *api.routes,
+            *sending.routes,
+            *twilio_webhooks.routes,
+            *ws.routes,
+            *pages.routes,
+        ],
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={
