@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,55 @@ def start_logged_server(settings: Settings, log_path: Path, **env: str) -> Logge
                 server.stop()
                 pytest.fail("serve did not start")
             time.sleep(0.05)
+
+
+class TcpRelay:
+    """A TCP path to PostgreSQL that a test can cut and restore: the network to the database
+    failing (and coming back) under a running server, with the real server behind it."""
+
+    def __init__(self, target_port: int = 5432) -> None:
+        self.port = free_port()
+        self.target_port = target_port
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        """Refuse new connections and break every open one."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            client_w.transport.abort()
+            return
+        self._writers.update((client_w, server_w))
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                writer.transport.abort()
+
+        await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w))
+        self._writers.difference_update((client_w, server_w))
+
+
+@pytest.fixture
+async def pg_relay() -> AsyncIterator[TcpRelay]:
+    relay = TcpRelay()
+    await relay.start()
+    yield relay
+    await relay.cut()

@@ -15,9 +15,18 @@ from starlette.routing import Route
 
 from server.settings import Settings
 from store.models import Contact
+from tests.ops.conftest import TcpRelay
 from tests.ops.test_health import POSTGRES_ONLY
 from tests.support.databases import PG_DSN
 from tests.support.live_server import LiveServer, free_port, start_live_server
+from tests.support.messaging import (
+    events,
+    inbound_params,
+    messages,
+    seed_world,
+    signed_post,
+    text_in,
+)
 
 
 async def store_contact(request: Request) -> JSONResponse:
@@ -102,3 +111,34 @@ async def test_a_bug_in_a_query_stays_a_500(writer: LiveServer) -> None:
         assert duplicate.json()["error"] == "internal"
         assert "retry-after" not in duplicate.headers
         assert (await http.get("/_contacts")).json() == {"phones": ["+15550000004"]}
+
+
+@pytest.mark.parametrize("database_url", POSTGRES_ONLY, indirect=True)
+async def test_webhook_during_a_database_outage_is_refused_then_stored_once_on_retry(
+    settings: Settings, pg_relay: TcpRelay
+) -> None:
+    """Twilio retries what did not get a 200: the message is stored exactly once, never lost."""
+    through_relay = settings.database_url.replace(":5432/", f":{pg_relay.port}/")
+    server = await start_live_server(replace(settings, database_url=through_relay))
+    try:
+        world = await seed_world(server.state)
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+            first = await text_in(http, server.settings, "+16175552101", world.n1, "before")
+            assert first.status_code == 200, first.text
+
+            params = inbound_params("+16175552101", world.n1, "during the outage")
+            await pg_relay.cut()
+            for _ in range(2):  # Twilio's retries while the database is still away
+                refused = await signed_post(http, server.settings, "/twilio/messages", params)
+                assert_unavailable(refused)
+            await pg_relay.start()
+            retried = await signed_post(http, server.settings, "/twilio/messages", params)
+            assert retried.status_code == 200, retried.text
+            again = await signed_post(http, server.settings, "/twilio/messages", params)
+            assert again.status_code == 200
+
+        stored = await messages(server.state, twilio_sid=params["MessageSid"])
+        assert [m.body for m in stored] == ["during the outage"]
+        assert len(await events(server.state, f"inbox:{world.admissions}", "message.created")) == 2
+    finally:
+        await server.stop()

@@ -1,0 +1,55 @@
+"""Prometheus exposition at /metrics after real traffic: requests, webhooks, events, messages."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from server.settings import Settings
+from tests.support.live_server import LiveServer
+from tests.support.messaging import World, text_in
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of the exposition, keyed by name and labels (parsed by prometheus_client)."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def value(found: dict, name: str, **labels: str) -> float | None:
+    return found.get((name, frozenset(labels.items())))
+
+
+async def test_metrics_count_requests_webhooks_and_events(
+    live_server: LiveServer, http: httpx.AsyncClient, settings: Settings, world: World
+) -> None:
+    assert (await http.get("/healthz")).status_code == 200
+    assert (await http.get("/healthz")).status_code == 200
+    assert (await http.get("/no/such/page")).status_code == 404
+    for body in ("Hello", "When is the deadline?"):
+        response = await text_in(http, live_server.settings, "+16175552001", world.n1, body)
+        assert response.status_code == 200, response.text
+
+    exposition = await http.get("/metrics")
+    assert exposition.status_code == 200
+    assert exposition.headers["content-type"].startswith("text/plain")
+    found = samples(exposition.text)
+
+    requests = "switchboard_http_requests_total"
+    assert value(found, requests, route="/healthz", method="GET", status="200") == 2
+    assert value(found, requests, route="unmatched", method="GET", status="404") == 1
+    assert value(found, requests, route="/twilio/messages", method="POST", status="200") == 2
+
+    webhook = "switchboard_webhook_duration_seconds"
+    assert value(found, f"{webhook}_count", route="/twilio/messages", status="200") == 2
+    assert value(found, f"{webhook}_bucket", route="/twilio/messages", status="200", le="+Inf") == 2
+    assert value(found, f"{webhook}_sum", route="/twilio/messages", status="200") > 0
+
+    published = "switchboard_events_published_total"
+    assert value(found, published, channel_kind="inbox", type="message.created") == 2
+    assert value(found, published, channel_kind="conversation", type="message.created") == 2
+    created = "switchboard_messages_created_total"
+    assert value(found, created, direction="inbound", tag="inbound") == 2
