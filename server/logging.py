@@ -53,6 +53,8 @@ _SECRET_KEY_PARTS = (
 _TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization: Bearer abc / Basic abc
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + REDACTED),
+    # SQLAlchemy errors quote the statement's bound values (password hashes, message bodies)
+    (re.compile(r"\[parameters: [^\n]*\]"), "[parameters: " + REDACTED + "]"),
     # scheme://user:password@host
     (re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@"), r"\1" + REDACTED + "@"),
     # password=…, "token": "…", auth_token: …, sb_session=…, Cookie: …, in text or query strings

@@ -103,6 +103,7 @@ def test_formatter_masks_secret_fields_and_text() -> None:
     )
     record.headers = {"Authorization": "Bearer zzzzzzzzzz", "Cookie": "sb_session=qqqqqqqq"}
     record.auth_token = "tok-123456"
+    record.error = "(IntegrityError) [SQL: INSERT …] [parameters: ('$argon2id$v=19$hashhash',)]"
     line = formatter.format(record)
     for secret in (
         "hunter2hunter2",
@@ -112,6 +113,7 @@ def test_formatter_masks_secret_fields_and_text() -> None:
         "zzzzzzzzzz",
         "qqqqqqqq",
         "tok-123456",
+        "hashhash",
     ):
         assert secret not in line
     assert REDACTED in line
