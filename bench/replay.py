@@ -116,7 +116,8 @@ async def follow(
             await live_posts
             seen.final, finished = await head_seq(url, channel), True
         try:
-            frame = decode(await asyncio.wait_for(ws.recv(), 0.2))
+            async with asyncio.timeout(0.2):
+                frame = decode(await ws.recv())
         except TimeoutError:
             continue
         op = frame.get("op")
@@ -144,6 +145,7 @@ async def run_replay(kind: str, behind: int, live: int) -> list[str]:
                     sender = WebhookSender(deployment, team, http)
                     since = await head_seq(url, team.channel)
                     posted = await fill(sender, url, team, behind)
+                    behind_events = await head_seq(url, team.channel) - since
                     ws = await connect(
                         f"ws://127.0.0.1:{server.port}/ws",
                         subprotocols=["msgpack"],
@@ -160,13 +162,13 @@ async def run_replay(kind: str, behind: int, live: int) -> list[str]:
                         seen = await follow(ws, started, live_posts, url, team.channel)
             finally:
                 deployment.stop()
-    replayed = seen.target - since
+    replayed = seen.target - since  # the head at subscribe time: a few live ones may be in it
     in_order = seen.seqs == list(range(since + 1, seen.final + 1))
     complete = sorted(i for i in seen.ids if i is not None) == list(range(posted + live))
     caught_up = seen.caught_up
     return [
         kind,
-        str(replayed),
+        str(behind_events),
         str(live),
         f"{caught_up:.3f}" if caught_up is not None else "never",
         f"{replayed / caught_up:,.0f}" if caught_up else "n/a",

@@ -6,8 +6,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.settings import Settings
+from tests.live.helpers import LiveClient
 from tests.support.live_server import LiveServer
-from tests.support.messaging import World, text_in
+from tests.support.messaging import World, eventually, text_in
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -53,3 +54,34 @@ async def test_metrics_count_requests_webhooks_and_events(
     assert value(found, published, channel_kind="conversation", type="message.created") == 2
     created = "switchboard_messages_created_total"
     assert value(found, created, direction="inbound", tag="inbound") == 2
+
+
+async def test_metrics_read_the_realtime_node_at_scrape_time(
+    live_server: LiveServer, http: httpx.AsyncClient, world: World
+) -> None:
+    clients = [
+        await LiveClient.connect(live_server.ws_url, world.tokens[who])
+        for who in ("member", "member", "admin")
+    ]
+    try:
+        for client in clients:
+            await client.subscribe(f"inbox:{world.admissions}")
+        await clients[0].subscribe(f"user:{world.member}")
+        response = await text_in(http, live_server.settings, "+16175552002", world.n1, "Hi")
+        assert response.status_code == 200
+        for client in clients:
+            await client.until(op="event", type="message.created")
+
+        found = samples((await http.get("/metrics")).text)
+        assert value(found, "switchboard_ws_connections") == 3
+        assert value(found, "switchboard_ws_subscriptions") == 4
+        # message.created and conversation.updated, to each of the three inbox subscribers
+        assert value(found, "switchboard_events_delivered_total") >= 3
+    finally:
+        for client in clients:
+            await client.close()
+
+    async def closed() -> bool:
+        return value(samples((await http.get("/metrics")).text), "switchboard_ws_connections") == 0
+
+    assert await eventually(closed)

@@ -1,5 +1,6 @@
 """No secret in the logs across a whole session: create-user, sign-in (right and wrong),
-admin calls by bearer and by cookie, signed and forged webhooks, a websocket, sign-out.
+admin calls by bearer and by cookie, websockets by bearer and by cookie, signed and forged
+webhooks delivered live, sign-out revoking the live subscription.
 
 The server runs as `switchboard serve` with logging at DEBUG (the most any operator could turn
 on), real Twilio credentials, a PostgreSQL URL with a password, and a Redis that requires one;
@@ -19,6 +20,7 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 from server.settings import Settings
+from tests.live.helpers import LiveClient
 from tests.ops.conftest import PrivateRedis, json_lines, start_logged_server
 from tests.support.live_server import REPO, free_port, settings_env
 from tests.support.messaging import inbound_params
@@ -129,6 +131,13 @@ async def test_no_secret_reaches_the_logs(
             assert staff.status_code == 201, staff.text
             assert "sb_session" in http.cookies
 
+            channel = f"inbox:{inbox.json()['id']}"
+            ws_url = server.base_url.replace("http://", "ws://") + "/ws"
+            by_bearer = await LiveClient.connect(ws_url, token)
+            by_cookie = await LiveClient.connect(ws_url, cookie=token, origin=server.base_url)
+            for client in (by_bearer, by_cookie):
+                await client.subscribe(channel)
+
             url = server.base_url + "/twilio/messages"  # PUBLIC_URL of the logged server
             params = inbound_params("+16175552999", "+16175550199", "hello")
             signature = RequestValidator(known["twilio auth token"]).compute_signature(url, params)
@@ -140,12 +149,17 @@ async def test_no_secret_reaches_the_logs(
                 "/twilio/messages", data=params, headers={"X-Twilio-Signature": "forged="}
             )
             assert forged.status_code == 403
+            for client in (by_bearer, by_cookie):
+                await client.until(op="event", type="message.created")
 
             ready = await http.get("/readyz")  # Redis with its password, and the database
             assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}, ready.text
 
             logout = await http.post(f"{API}/auth/logout", headers=bearer)
             assert logout.status_code == 204
+            await by_bearer.until(op="event", type="access.revoked")
+            for client in (by_bearer, by_cookie):
+                await client.close()
     finally:
         log = server.stop()
 
