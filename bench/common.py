@@ -33,6 +33,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
+import aiohttp
 import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -460,6 +461,41 @@ def fanout_result(
     )
 
 
+async def measure_fanout(
+    system: str,
+    server_pids: Sequence[int],
+    adapter: ClientAdapter,
+    send: Callable[[int], Awaitable[None]],
+    *,
+    clients: int,
+    events: int,
+    rate: float,
+    probes: int = 50,
+    client_processes: int = 1,
+) -> FanoutResult:
+    """The fan-out measurement, the same for every system: connect and subscribe `clients`,
+    `send(i)` `events` events at `rate`, wait until every client has every frame (or none has
+    come for a while), and report throughput, latency, CPU and RSS of `server_pids`."""
+    raise_fd_limit(clients + 1024)
+    fleet = ClientFleet(adapter, clients, processes=client_processes, probes=probes)
+    connected = await fleet.start()
+    if connected != clients:
+        fleet.kill()
+        raise RuntimeError(f"{system}: only {connected} of {clients} clients subscribed")
+    sampler = ProcessSampler(server_pids)
+    sampler.start()
+    try:
+        sent_at = await at_fixed_rate(events, rate, send)
+        await fleet.wait_for(clients * events)
+    except BaseException:
+        fleet.kill()
+        raise
+    cpu, rss = await sampler.stop()
+    report = await fleet.stop()
+    processes = len(server_pids)
+    return fanout_result(system, processes, clients, events, rate, sent_at, report, cpu, rss)
+
+
 FANOUT_COLUMNS = (
     "system",
     "procs",
@@ -543,6 +579,13 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
 
 def mean(values: Sequence[float]) -> float:
     return statistics.fmean(values) if values else math.nan
+
+
+def http_session(connections: int = 64) -> aiohttp.ClientSession:
+    """The load generator's HTTP client (aiohttp: it shares the machine with the servers under
+    test, so it must cost little; every benchmark uses the same one)."""
+    connector = aiohttp.TCPConnector(limit=connections, force_close=False)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
 
 
 # --- server processes --------------------------------------------------------------------

@@ -24,8 +24,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from sqlalchemy import func, select
 
-from bench.common import Latency, ProcessSampler, machine_line, print_table
-from bench.switchboard import WebhookSender, bench_database, deploy, http_session, seed_team
+from bench.common import Latency, ProcessSampler, http_session, machine_line, print_table
+from bench.switchboard import WebhookSender, bench_database, deploy, seed_team
 from server.settings import Settings
 from server.state import AppState
 from store.models import Message

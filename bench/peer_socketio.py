@@ -29,19 +29,15 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx
 from websockets.asyncio.client import ClientConnection
 
 from bench.common import (
-    ClientFleet,
     FanoutResult,
-    ProcessSampler,
-    at_fixed_rate,
-    fanout_result,
     free_port,
+    http_session,
     machine_line,
+    measure_fanout,
     print_fanout,
-    raise_fd_limit,
     spawn,
     wait_healthy,
 )
@@ -120,7 +116,6 @@ async def run_peer(
     redis_url: str = "redis://127.0.0.1:6379/0",
 ) -> FanoutResult:
     """One fan-out run on the peer; the servers are started and stopped here."""
-    raise_fd_limit(clients + 1024)
     channel = f"bench-socketio-{uuid.uuid4().hex[:8]}"
     servers = []
     try:
@@ -132,31 +127,25 @@ async def run_peer(
             servers.append(spawn(args, dict(os.environ), port))
         for server in servers:
             await wait_healthy(server)
-        fleet = ClientFleet(
-            EngineIOClient(tuple(s.port for s in servers)),
-            clients,
-            processes=client_processes,
-            probes=probes,
-        )
-        connected = await fleet.start()
-        if connected != clients:
-            fleet.kill()
-            raise RuntimeError(f"only {connected} of {clients} clients joined")
-        sampler = ProcessSampler(s.pid for s in servers)
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        async with http_session() as http:
 
             async def send(index: int) -> None:
                 server = servers[index % len(servers)]
-                response = await http.post(f"{server.base_url}/webhook", data=webhook_form(index))
-                response.raise_for_status()
+                url = f"{server.base_url}/webhook"
+                async with http.post(url, data=webhook_form(index)) as response:
+                    response.raise_for_status()
 
-            sampler.start()
-            sent_at = await at_fixed_rate(events, rate, send)
-            await fleet.wait_for(clients * events)
-        cpu, rss = await sampler.stop()
-        report = await fleet.stop()
-        return fanout_result(SYSTEM, processes, clients, events, rate, sent_at, report, cpu, rss)
+            return await measure_fanout(
+                SYSTEM,
+                [s.pid for s in servers],
+                EngineIOClient(tuple(s.port for s in servers)),
+                send,
+                clients=clients,
+                events=events,
+                rate=rate,
+                probes=probes,
+                client_processes=client_processes,
+            )
     finally:
         for server in servers:
             server.stop()

@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.common import machine_line, print_table
+from bench.common import http_session, machine_line, print_table
 from bench.switchboard import (
     Team,
     WebhookSender,
@@ -35,7 +35,6 @@ from bench.switchboard import (
     body_event_id,
     decode,
     deploy,
-    http_session,
     seed_team,
     subscribe_frame,
 )

@@ -262,11 +262,6 @@ class WebhookSender:
         await self.post(self.sign(index))
 
 
-def http_session(connections: int = 64) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=connections, force_close=False)
-    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60))
-
-
 # --- websocket clients -------------------------------------------------------------------
 
 
