@@ -18,6 +18,7 @@ python-socketio peer (`bench/peer_socketio.py`) report the same columns from the
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import math
@@ -61,6 +62,16 @@ def machine_line() -> str:
                 break
     memory = psutil.virtual_memory().total / 2**30
     return f"{os.cpu_count()} cores ({cpu}), {memory:.1f} GiB RAM, Python {sys.version.split()[0]}"
+
+
+def bench_parser(doc: str | None, databases: str) -> argparse.ArgumentParser:
+    """The options every Switchboard benchmark takes: --databases and --smoke."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--databases", default=databases, help="sqlite and/or postgres")
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
+    return parser
 
 
 # --- statistics --------------------------------------------------------------------------
@@ -307,7 +318,12 @@ def _worker_entry(
 
 
 class ClientFleet:
-    """N websocket clients over `processes` worker processes, `probes` of them decoding frames."""
+    """N websocket clients over `processes` worker processes, `probes` of them decoding frames.
+
+    Workers are started with the "spawn" method (no inherited event loop or sockets), which
+    imports the main module again: a script that uses a fleet must guard its entry point with
+    `if __name__ == "__main__":`.
+    """
 
     def __init__(
         self,

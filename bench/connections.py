@@ -12,11 +12,9 @@ file-descriptor limit is raised for the server and the clients.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -24,8 +22,15 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import aiohttp
 
-from bench.common import ClientFleet, ProcessSampler, machine_line, print_table, raise_fd_limit
-from bench.switchboard import SwitchboardClient, bench_database, deploy, seed_team
+from bench.common import (
+    ClientFleet,
+    ProcessSampler,
+    bench_parser,
+    machine_line,
+    print_table,
+    raise_fd_limit,
+)
+from bench.switchboard import SwitchboardClient, one_server
 
 COLUMNS = (
     "database",
@@ -49,30 +54,24 @@ async def server_socket_count(base_url: str) -> int | None:
 
 async def run_connections(kind: str, sockets: int, client_processes: int) -> list[str]:
     raise_fd_limit(sockets + 4096)
-    with tempfile.TemporaryDirectory(prefix="sb-conns-") as tmp:
-        async with bench_database(kind, Path(tmp)) as url:
-            team = await seed_team(url)
-            deployment = await deploy(url, Path(tmp))
-            try:
-                server = deployment.servers[0]
-                sampler = ProcessSampler(deployment.pids)
-                await asyncio.sleep(0.5)
-                before = sampler.rss()
-                fleet = ClientFleet(
-                    SwitchboardClient((server.port,), team.token, team.channel),
-                    sockets,
-                    processes=client_processes,
-                    probes=0,
-                    concurrency=100,
-                )
-                accepted = await fleet.start(wait_seconds=600)
-                await asyncio.sleep(1.0)  # let the server settle before reading its memory
-                after = sampler.rss()
-                counted = await server_socket_count(server.base_url)
-                # From the first connect to the last `subscribed`, in the client workers.
-                accept_seconds = (await fleet.stop()).connect_seconds
-            finally:
-                deployment.stop()
+    async with one_server(kind) as (_url, team, deployment):
+        server = deployment.servers[0]
+        sampler = ProcessSampler(deployment.pids)
+        await asyncio.sleep(0.5)
+        before = sampler.rss()
+        fleet = ClientFleet(
+            SwitchboardClient((server.port,), team.token, team.channel),
+            sockets,
+            processes=client_processes,
+            probes=0,
+            concurrency=100,
+        )
+        accepted = await fleet.start(wait_seconds=600)
+        await asyncio.sleep(1.0)  # let the server settle before reading its memory
+        after = sampler.rss()
+        counted = await server_socket_count(server.base_url)
+        # From the first connect to the last `subscribed`, in the client workers.
+        accept_seconds = (await fleet.stop()).connect_seconds
     per_socket = (after - before) / max(accepted, 1) / 1024
     return [
         kind,
@@ -88,13 +87,9 @@ async def run_connections(kind: str, sockets: int, client_processes: int) -> lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__, databases="sqlite")
     parser.add_argument("--sockets", type=int, default=10_000)
     parser.add_argument("--client-processes", type=int, default=2)
-    parser.add_argument("--databases", default="sqlite")
-    parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
     args = parser.parse_args(argv)
     if args.smoke:
         args.sockets, args.client_processes = 200, 1

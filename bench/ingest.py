@@ -12,10 +12,8 @@ the run fails unless each webhook was stored exactly once.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,8 +22,15 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from sqlalchemy import func, select
 
-from bench.common import Latency, ProcessSampler, http_session, machine_line, print_table
-from bench.switchboard import WebhookSender, bench_database, deploy, seed_team
+from bench.common import (
+    Latency,
+    ProcessSampler,
+    bench_parser,
+    http_session,
+    machine_line,
+    print_table,
+)
+from bench.switchboard import WebhookSender, one_server
 from server.settings import Settings
 from server.state import AppState
 from store.models import Message
@@ -54,34 +59,27 @@ async def stored_messages(database_url: str) -> int:
 
 
 async def run_ingest(kind: str, webhooks: int, concurrency: int, warmup: int) -> list[str]:
-    with tempfile.TemporaryDirectory(prefix="sb-ingest-") as tmp:
-        async with bench_database(kind, Path(tmp)) as url:
-            team = await seed_team(url)
-            deployment = await deploy(url, Path(tmp))
-            try:
-                async with http_session(concurrency) as http:
-                    sender = WebhookSender(deployment, team, http)
-                    for index in range(warmup):  # first contacts and conversations, warm caches
-                        await sender.send(-1 - index)
-                    prepared = [sender.sign(i) for i in range(webhooks)]
-                    latencies: list[float] = []
-                    queue = iter(prepared)
+    async with one_server(kind) as (url, team, deployment), http_session(concurrency) as http:
+        sender = WebhookSender(deployment, team, http)
+        for index in range(warmup):  # first contacts and conversations, warm caches
+            await sender.send(-1 - index)
+        prepared = [sender.sign(i) for i in range(webhooks)]
+        latencies: list[float] = []
+        queue = iter(prepared)
 
-                    async def worker() -> None:
-                        for webhook in queue:
-                            started = time.monotonic()
-                            await sender.post(webhook)
-                            latencies.append(time.monotonic() - started)
+        async def worker() -> None:
+            for webhook in queue:
+                started = time.monotonic()
+                await sender.post(webhook)
+                latencies.append(time.monotonic() - started)
 
-                    sampler = ProcessSampler(deployment.pids)
-                    sampler.start()
-                    started = time.monotonic()
-                    await asyncio.gather(*(worker() for _ in range(concurrency)))
-                    seconds = time.monotonic() - started
-                    cpu, rss = await sampler.stop()
-            finally:
-                deployment.stop()
-            stored = await stored_messages(url) - warmup
+        sampler = ProcessSampler(deployment.pids)
+        sampler.start()
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.monotonic() - started
+        cpu, rss = await sampler.stop()
+        stored = await stored_messages(url) - warmup
     latency = Latency.of(latencies)
     if stored != webhooks:
         print(f"error: {webhooks} webhooks answered 200 but {stored} stored", file=sys.stderr)
@@ -100,14 +98,10 @@ async def run_ingest(kind: str, webhooks: int, concurrency: int, warmup: int) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__, databases="sqlite,postgres")
     parser.add_argument("--webhooks", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
     args = parser.parse_args(argv)
     if args.smoke:
         args.webhooks, args.concurrency, args.warmup = 100, 4, 5

@@ -13,10 +13,8 @@ gap or a duplicate, and every posted message arrived exactly once.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,15 +25,13 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.common import http_session, machine_line, print_table
+from bench.common import bench_parser, http_session, machine_line, print_table
 from bench.switchboard import (
     Team,
     WebhookSender,
-    bench_database,
     body_event_id,
     decode,
-    deploy,
-    seed_team,
+    one_server,
     subscribe_frame,
 )
 from server.settings import Settings
@@ -134,33 +130,24 @@ async def follow(
 
 
 async def run_replay(kind: str, behind: int, live: int) -> list[str]:
-    with tempfile.TemporaryDirectory(prefix="sb-replay-") as tmp:
-        async with bench_database(kind, Path(tmp)) as url:
-            team = await seed_team(url)
-            deployment = await deploy(url, Path(tmp))
-            try:
-                server = deployment.servers[0]
-                async with http_session(32) as http:
-                    sender = WebhookSender(deployment, team, http)
-                    since = await head_seq(url, team.channel)
-                    posted = await fill(sender, url, team, behind)
-                    behind_events = await head_seq(url, team.channel) - since
-                    ws = await connect(
-                        f"ws://127.0.0.1:{server.port}/ws",
-                        subprotocols=["msgpack"],
-                        additional_headers={"Authorization": f"Bearer {team.token}"},
-                        max_size=None,
-                        compression=None,
-                    )
-                    async with ws:
-                        started = time.monotonic()
-                        await ws.send(subscribe_frame(team.channel, since))
-                        live_posts = asyncio.create_task(
-                            post_all(sender, range(posted, posted + live), concurrency=4)
-                        )
-                        seen = await follow(ws, started, live_posts, url, team.channel)
-            finally:
-                deployment.stop()
+    async with one_server(kind) as (url, team, deployment), http_session(32) as http:
+        sender = WebhookSender(deployment, team, http)
+        since = await head_seq(url, team.channel)
+        posted = await fill(sender, url, team, behind)
+        behind_events = await head_seq(url, team.channel) - since
+        async with connect(
+            f"ws://127.0.0.1:{deployment.servers[0].port}/ws",
+            subprotocols=["msgpack"],
+            additional_headers={"Authorization": f"Bearer {team.token}"},
+            max_size=None,
+            compression=None,
+        ) as ws:
+            started = time.monotonic()
+            await ws.send(subscribe_frame(team.channel, since))
+            live_posts = asyncio.create_task(
+                post_all(sender, range(posted, posted + live), concurrency=4)
+            )
+            seen = await follow(ws, started, live_posts, url, team.channel)
     replayed = seen.target - since  # the head at subscribe time: a few live ones may be in it
     in_order = seen.seqs == list(range(since + 1, seen.final + 1))
     complete = sorted(i for i in seen.ids if i is not None) == list(range(posted + live))
@@ -179,13 +166,9 @@ async def run_replay(kind: str, behind: int, live: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__, databases="sqlite,postgres")
     parser.add_argument("--behind", type=int, default=10_000, help="events to replay")
     parser.add_argument("--live", type=int, default=200, help="webhooks during the replay")
-    parser.add_argument("--databases", default="sqlite,postgres")
-    parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
     args = parser.parse_args(argv)
     if args.smoke:
         args.behind, args.live, args.databases = 200, 20, "sqlite"

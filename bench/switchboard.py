@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -196,6 +197,19 @@ async def deploy(
         deployment.stop()
         raise
     return deployment
+
+
+@contextlib.asynccontextmanager
+async def one_server(kind: str) -> AsyncIterator[tuple[str, Team, Deployment]]:
+    """A fresh database of `kind`, its seeded team and one serve process; all gone after."""
+    with tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp:
+        async with bench_database(kind, Path(tmp)) as url:
+            team = await seed_team(url)
+            deployment = await deploy(url, Path(tmp))
+            try:
+                yield url, team, deployment
+            finally:
+                deployment.stop()
 
 
 # --- webhooks ----------------------------------------------------------------------------

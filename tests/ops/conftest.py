@@ -13,10 +13,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import redis
 
 from server.settings import Settings
+from tests.support.databases import PG_DSN
 from tests.support.live_server import REPO, free_port, settings_env
 
 
@@ -68,6 +70,16 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.start()
     yield server
     server.stop()
+
+
+async def drop_database(database_url: str) -> None:
+    """Make a test's PostgreSQL database go away under the running server."""
+    name = database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import asyncpg
 import httpx
 import pytest
 
 from server.settings import Settings
-from tests.ops.conftest import PrivateRedis
-from tests.support.databases import BACKENDS, PG_DSN
+from tests.ops.conftest import PrivateRedis, drop_database
+from tests.support.databases import BACKENDS
 from tests.support.live_server import LiveServer, free_port, start_live_server
 
 # A database that goes away is a PostgreSQL server's failure; SQLite is a file in the process.
@@ -59,12 +58,7 @@ async def test_readyz_names_the_database_when_it_is_gone(
     settings: Settings, live_server: LiveServer, http: httpx.AsyncClient
 ) -> None:
     assert (await http.get("/readyz")).status_code == 200
-    name = settings.database_url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(PG_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_database(settings.database_url)
     down = await http.get("/readyz")
     assert down.status_code == 503
     assert down.json()["down"] == ["database"]

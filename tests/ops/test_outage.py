@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-import asyncpg
 import httpx
 import pytest
 from sqlalchemy import select
@@ -15,9 +14,8 @@ from starlette.routing import Route
 
 from server.settings import Settings
 from store.models import Contact
-from tests.ops.conftest import TcpRelay
+from tests.ops.conftest import TcpRelay, drop_database
 from tests.ops.test_health import POSTGRES_ONLY
-from tests.support.databases import PG_DSN
 from tests.support.live_server import LiveServer, free_port, start_live_server
 from tests.support.messaging import (
     events,
@@ -74,12 +72,7 @@ async def test_dropped_database_answers_503_with_retry_after(
         stored = await http.post("/_store", params={"phone": "+15550000001"})
         assert stored.status_code == 200, stored.text
 
-        name = settings.database_url.rsplit("/", 1)[1]
-        admin = await asyncpg.connect(PG_DSN)
-        try:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(settings.database_url)
 
         for _ in range(3):  # pooled connections died with it; new ones cannot be made
             assert_unavailable(await http.post("/_store", params={"phone": "+15550000002"}))
