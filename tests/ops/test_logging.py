@@ -117,3 +117,23 @@ def test_formatter_masks_secret_fields_and_text() -> None:
     ):
         assert secret not in line
     assert REDACTED in line
+
+
+async def fail(request: Request) -> JSONResponse:
+    raise RuntimeError("boom")
+
+
+async def test_an_unhandled_error_is_logged_with_its_request_id(
+    live_server: LiveServer, http: httpx.AsyncClient, captured_logs: io.StringIO
+) -> None:
+    live_server.app.router.routes.append(Route("/_fail", fail))
+    response = await http.get("/_fail", headers={"X-Request-Id": "broken-7"})
+    assert response.status_code == 500
+    assert response.json()["error"] == "internal"
+    assert "boom" not in response.text
+    records = json_lines(captured_logs.getvalue())
+    errors = [r for r in records if r["level"] == "error" and r["logger"] == "switchboard.errors"]
+    assert errors and errors[0]["request_id"] == "broken-7"
+    assert "RuntimeError: boom" in errors[0]["exception"]
+    access = [r for r in records if r["logger"] == "switchboard.access"]
+    assert access[-1]["status"] == 500 and access[-1]["request_id"] == "broken-7"

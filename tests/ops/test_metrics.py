@@ -6,6 +6,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.settings import Settings
+from store import outbox
 from tests.live.helpers import LiveClient
 from tests.support.live_server import LiveServer
 from tests.support.messaging import World, eventually, text_in
@@ -85,3 +86,29 @@ async def test_metrics_read_the_realtime_node_at_scrape_time(
         return value(samples((await http.get("/metrics")).text), "switchboard_ws_connections") == 0
 
     assert await eventually(closed)
+
+
+async def test_campaign_sends_are_counted_by_status(
+    live_server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    """Campaign messages are counted from the events their sends commit (any sender)."""
+    state = live_server.state
+    sent = {"id": 1, "tag": "campaign", "direction": "outbound", "status": "sending"}
+    async with state.transaction() as session:
+        for message_id in (1, 2, 3):
+            data = {**sent, "id": message_id}
+            outbox.emit(session, "inbox:1", "message.created", data)
+            outbox.emit(session, "conversation:1", "message.created", data)
+    async with state.transaction() as session:
+        for message_id, status in ((1, "sent"), (2, "sent"), (3, "failed")):
+            data = {**sent, "id": message_id, "status": status}
+            outbox.emit(session, "inbox:1", "message.status", data)
+            outbox.emit(session, "conversation:1", "message.status", data)
+
+    found = samples((await http.get("/metrics")).text)
+    statuses = "switchboard_campaign_message_statuses_total"
+    assert value(found, statuses, status="sending") == 3
+    assert value(found, statuses, status="sent") == 2
+    assert value(found, statuses, status="failed") == 1
+    created = "switchboard_messages_created_total"
+    assert value(found, created, direction="outbound", tag="campaign") == 3
