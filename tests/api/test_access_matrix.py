@@ -50,13 +50,16 @@ Body = Callable[[World, Scope], Any]
 @dataclass(frozen=True)
 class Rule:
     """`who`: admin (403 to staff), member (404 outside the caller's inboxes), user (anyone signed
-    in), public. `ok`: the statuses of an allowed call."""
+    in), public, twilio (403 to anything without Twilio's signature). `ok`: the statuses of an
+    allowed call; `unrouted`: those of an admin's call on the Unrouted inbox, when they differ."""
 
     who: str
     ok: tuple[int, ...] = (200,)
     params: Params | None = None
     body: Body | None = None
     fresh_session: bool = False  # the call ends the session it uses (logout)
+    unrouted: tuple[int, ...] | None = None
+    form: bool = False
 
 
 def by_id(key: str) -> Params:
@@ -139,7 +142,63 @@ RULES: dict[tuple[str, str], Rule] = {
         body=lambda w, s: {"message_id": s.message},
     ),
     ("GET", "/api/v1/contacts/{id}"): Rule("member", params=lambda w, s: {"id": s.contact}),
+    # sending (the Unrouted inbox has no number to send from: 409 no_number)
+    ("POST", "/api/v1/conversations/{id}/messages"): Rule(
+        "member",
+        (201,),
+        params=lambda w, s: {"id": s.conversation},
+        body=lambda w, s: {"body": "Hello <b>there</b>"},
+        unrouted=(409,),
+    ),
+    ("POST", "/api/v1/contacts/{id}/messages"): Rule(
+        "member",
+        (201,),
+        params=lambda w, s: {"id": s.contact},
+        body=lambda w, s: {"inbox_id": s.inbox, "body": "Hello"},
+        unrouted=(409,),
+    ),
+    # Twilio's webhooks: nothing unsigned gets in, whoever calls
+    ("POST", "/twilio/messages"): Rule(
+        "twilio",
+        (403,),
+        form=True,
+        body=lambda w, s: {"MessageSid": "SM" + "1" * 32, "From": "+16175550000", "Body": "hi"},
+    ),
+    ("POST", "/twilio/status"): Rule(
+        "twilio",
+        (403,),
+        form=True,
+        body=lambda w, s: {"MessageSid": "SM" + "1" * 32, "MessageStatus": "delivered"},
+    ),
 }
+
+# Ids of two inboxes mixed in one call: each answers as if the other object did not exist.
+MIXED: list[tuple[tuple[str, str], Params, Body, tuple[int, ...]]] = [
+    (
+        ("POST", "/api/v1/contacts/{id}/messages"),
+        lambda w, s: {"id": w.ids["contact_a"]},
+        lambda w, s: {"inbox_id": w.ids["inbox_b"], "body": "x"},
+        (404,),
+    ),
+    (
+        ("POST", "/api/v1/contacts/{id}/messages"),
+        lambda w, s: {"id": w.ids["contact_b"]},
+        lambda w, s: {"inbox_id": w.ids["inbox_a"], "body": "x"},
+        (404,),
+    ),
+    (
+        ("POST", "/api/v1/contacts/{id}/messages"),
+        lambda w, s: {"id": w.ids["contact_u"]},
+        lambda w, s: {"inbox_id": w.ids["inbox_a"], "body": "x"},
+        (404,),
+    ),
+    (
+        ("POST", "/api/v1/conversations/{id}/read"),
+        lambda w, s: {"id": w.ids["conv_a"]},
+        lambda w, s: {"message_id": w.ids["msg_b"]},
+        (422,),
+    ),
+]
 
 BAD_IDS = ["987654321", "0", "-1", "abc", "1.5", "9" * 30, "%00", "1%20OR%201=1"]
 
@@ -182,15 +241,21 @@ class Caller:
         scope: Scope,
         expected: tuple[int, ...],
         params: dict[str, Any] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         method, path = key
         rule = RULES[key]
         params = params if params is not None else (rule.params or none)(self.world, scope)
         token = await self.token(who, rule.fresh_session)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        body = rule.body(self.world, scope) if rule.body else None
+        headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
+        if body is None and rule.body:
+            body = rule.body(self.world, scope)
         url = fill(path, params)
-        response = await self.http.request(method, url, json=body, headers=headers)
+        if rule.form:
+            response = await self.http.request(method, url, data=body, headers=headers)
+        else:
+            response = await self.http.request(method, url, json=body, headers=headers)
         where = f"{method} {url} as {who or 'anonymous'} ({scope.name}) -> {response.status_code}"
         self.log.append(where)
         assert response.status_code < 500, where + response.text
@@ -224,6 +289,12 @@ async def test_access_matrix(
         rule = RULES[key]
         if rule.who == "public":
             continue
+        if rule.who == "twilio":
+            forged = {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}
+            for who in (None, "admin", "alice"):
+                await caller.call(key, who, own, (403,))
+                await caller.call(key, who, own, (403,), headers=forged)
+            continue
         for who in (None, "dave"):  # nobody; a deactivated user with a once-valid token
             await caller.call(key, who, own, (401,))
         if rule.who == "admin":
@@ -234,11 +305,13 @@ async def test_access_matrix(
             await caller.call(key, "alice", other, (404,))
             await caller.call(key, "alice", unrouted, (404,))
             await caller.call(key, "bob", own, (404,))
+    for key, params, body, expected in MIXED:
+        await caller.call(key, "alice", own, expected, params(world, own), body(world, own))
 
     # 2. Unknown and malformed ids in every path: 404 (admins pass the role check first).
     for key in routes:
         rule = RULES[key]
-        if rule.params is None:
+        if rule.params is None or rule.who == "twilio":
             continue
         names = list(rule.params(world, own))
         for who in ("admin", "alice") if rule.who == "member" else ("admin",):
@@ -263,10 +336,10 @@ async def test_access_matrix(
                 await caller.call(key, who, own, rule.ok)
         elif rule.who == "admin":
             await caller.call(key, "admin", own, rule.ok)
-        else:
+        elif rule.who == "member":
             await caller.call(key, "alice", own, rule.ok)
             await caller.call(key, "admin", own, rule.ok)
-            await caller.call(key, "admin", unrouted, rule.ok)
+            await caller.call(key, "admin", unrouted, rule.unrouted or rule.ok)
     assert len(caller.log) > 10 * len(routes)
 
 
