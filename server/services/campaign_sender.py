@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.services import campaign_stats
+from server.services import campaign_stats, sql
 from server.services.campaigns import locked
 from server.services.conversations import (
     announce_status,
@@ -97,10 +97,6 @@ class Sender:
     inbox_id: int
 
 
-def _is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 async def active_campaign_ids(state: AppState) -> list[int]:
     async with state.reading() as session:
         stmt = select(Campaign.id).where(Campaign.status == "sending").order_by(Campaign.id)
@@ -149,7 +145,7 @@ async def claim(
             .order_by(CampaignRecipient.id)
             .limit(min(limit, room))
         )
-        if _is_postgres(session):
+        if sql.is_postgres(session):
             pending = pending.with_for_update(skip_locked=True)
         stmt = (
             update(CampaignRecipient)
@@ -321,7 +317,7 @@ async def recover_stale(state: AppState, options: SendOptions) -> dict[str, int]
                 .order_by(CampaignRecipient.id)
                 .limit(500)
             )
-            if _is_postgres(session):
+            if sql.is_postgres(session):
                 stale = stale.with_for_update(skip_locked=True)
             for recipient in (await session.scalars(stale)).all():
                 settled[await _settle_stale(session, recipient)] += 1

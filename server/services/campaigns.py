@@ -13,13 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import ApiError, invalid, not_found
-from server.services import campaign_stats
-from server.services.merge_fields import field_names, missing_fields, render, segments
+from server.services import campaign_stats, sql
+from server.services.merge_fields import encoding, field_names, missing_fields, render
 from server.services.recipient_import import RecipientInput
+from server.services.segments import segment_count
 from store.models import (
     Campaign,
     CampaignRecipient,
@@ -40,10 +40,6 @@ MISSING_LISTED = 100
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _insert(session: AsyncSession) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 @dataclass
@@ -126,15 +122,6 @@ async def routing_warnings(session: AsyncSession, service_id: int) -> list[dict[
     return warnings
 
 
-async def unrouted_inbox(session: AsyncSession) -> Inbox:
-    inbox = (await session.scalars(select(Inbox).where(Inbox.is_unrouted.is_(True)))).first()
-    if inbox is None:
-        inbox = Inbox(name="Unrouted", is_unrouted=True)
-        session.add(inbox)
-        await session.flush()
-    return inbox
-
-
 # --- recipients -----------------------------------------------------------------------------
 
 
@@ -159,10 +146,11 @@ async def ensure_contacts(session: AsyncSession, inputs: Sequence[RecipientInput
         for phone, item in by_phone.items()
         if phone not in found
     ]
-    insert = _insert(session)
     for part in chunks(new):
         await session.execute(
-            insert(Contact).values(list(part)).on_conflict_do_nothing(index_elements=["phone"])
+            sql.insert(session, Contact)
+            .values(list(part))
+            .on_conflict_do_nothing(index_elements=["phone"])
         )
     for contact in found.values():
         _fill_in(contact, by_phone[contact.phone])
@@ -231,18 +219,21 @@ async def filtered_contact_ids(session: AsyncSession, spec: Any) -> list[int]:
     ]
 
 
+def require_draft(campaign: Campaign) -> None:
+    if campaign.status != "draft":
+        raise ApiError(409, "not_draft", "recipients can only be added to a draft campaign")
+
+
 async def add_recipients(
     session: AsyncSession, campaign: Campaign, contact_ids: Sequence[int]
 ) -> Added:
     """Add contacts to a draft campaign (ones already in it are merged), then check merge fields."""
-    if campaign.status != "draft":
-        raise ApiError(409, "not_draft", "recipients can only be added to a draft campaign")
-    insert = _insert(session)
+    require_draft(campaign)
     added = 0
     for part in chunks(contact_ids):
         rows = [{"campaign_id": campaign.id, "contact_id": i, "state": "pending"} for i in part]
         result = await session.execute(
-            insert(CampaignRecipient)
+            sql.insert(session, CampaignRecipient)
             .values(rows)
             .on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
             .returning(CampaignRecipient.id)
@@ -369,7 +360,6 @@ async def preview(session: AsyncSession, campaign: Campaign, limit: int = 5) -> 
     for contact in await session.scalars(stmt):
         missing = missing_fields(campaign.body, contact)
         text = None if missing else render(campaign.body, contact)
-        encoding, parts = segments(text) if text is not None else (None, None)
         items.append(
             {
                 "contact_id": contact.id,
@@ -377,16 +367,20 @@ async def preview(session: AsyncSession, campaign: Campaign, limit: int = 5) -> 
                 "name": contact.display_name,
                 "body": text,
                 "missing_fields": missing,
-                "encoding": encoding,
-                "segments": parts,
+                "encoding": None if text is None else encoding(text),
+                "segments": None if text is None else segment_count(text),
             }
         )
-    encoding, parts = segments(campaign.body)
     return {
         "items": items,
-        "template": {"encoding": encoding, "segments": parts},
+        "template": {
+            "encoding": encoding(campaign.body),
+            "segments": segment_count(campaign.body),
+        },
         "merge_fields": field_names(campaign.body),
-        "segments_max": max([item["segments"] or 0 for item in items] + [parts]),
+        "segments_max": max(
+            [item["segments"] or 0 for item in items] + [segment_count(campaign.body)]
+        ),
     }
 
 

@@ -1,22 +1,15 @@
-"""Campaign bodies: `{field}` merge fields filled from a contact, and SMS segment counts."""
+"""Campaign bodies: `{field}` merge fields filled from a contact, and their SMS encoding."""
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
+from server.services.segments import GSM7_BASIC, GSM7_EXTENDED
 from store.models import Contact
 
 FIELD = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
 CONTACT_ATTRIBUTES = ("first_name", "last_name", "email", "phone")
-
-# The GSM 03.38 alphabet: its basic characters take one 7-bit unit, the extension ones two.
-GSM_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM_EXTENSION = frozenset("^{}\\[~]|€\f")
 
 
 def field_names(body: str) -> list[str]:
@@ -58,10 +51,7 @@ def render(body: str, contact: Contact) -> str:
     return FIELD.sub(lambda match: field_value(contact, match.group(1)) or "", body)
 
 
-def segments(text: str) -> tuple[str, int]:
-    """The encoding (`GSM-7` or `UCS-2`) and number of SMS segments `text` is sent as."""
-    if all(char in GSM_BASIC or char in GSM_EXTENSION for char in text):
-        units = sum(2 if char in GSM_EXTENSION else 1 for char in text)
-        return "GSM-7", 1 if units <= 160 else math.ceil(units / 153)
-    units = sum(2 if ord(char) > 0xFFFF else 1 for char in text)  # UTF-16 code units
-    return "UCS-2", 1 if units <= 70 else math.ceil(units / 67)
+def encoding(text: str) -> str:
+    """`GSM-7` when every character fits the GSM alphabet, else `UCS-2` (70 per segment)."""
+    gsm = all(char in GSM7_BASIC or char in GSM7_EXTENDED for char in text)
+    return "GSM-7" if gsm else "UCS-2"

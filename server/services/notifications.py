@@ -18,10 +18,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from server.mailer import Email, Mailer, MailError
+from server.services import sql
 from server.state import AppState
 from store.models import (
     Conversation,
@@ -66,6 +67,7 @@ def read_upto() -> Any:
         )
         .join(User, and_(User.id == ReadMarker.user_id, User.active.is_(True)))
         .where(ReadMarker.conversation_id == Conversation.id)
+        .correlate(Conversation)
         .scalar_subquery()
     )
 
@@ -74,13 +76,15 @@ async def schedule_due(session: AsyncSession, now: datetime | None = None) -> in
     """Insert the notification row of every quiet period whose delay has passed; returns count."""
     now = now or utcnow()
     marker = read_upto()
+    inbound = aliased(Message)
     first_unread = (
-        select(func.min(Message.id))
+        select(func.min(inbound.id))
         .where(
-            Message.conversation_id == Conversation.id,
-            Message.direction == "inbound",
-            Message.id > marker,
+            inbound.conversation_id == Conversation.id,
+            inbound.direction == "inbound",
+            inbound.id > marker,
         )
+        .correlate(Conversation)
         .scalar_subquery()
     )
     covered = exists().where(
@@ -104,11 +108,12 @@ async def schedule_due(session: AsyncSession, now: datetime | None = None) -> in
     ]
     if not due:
         return 0
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     rows = [{**row, "due_at": now, "state": "pending", "attempts": 0} for row in due]
     result = await session.execute(
-        insert(Notification).values(rows).on_conflict_do_nothing().returning(Notification.id)
+        sql.insert(session, Notification)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .returning(Notification.id)
     )
     return len(result.all())
 
@@ -128,7 +133,7 @@ async def claim(
         .order_by(Notification.due_at)
         .limit(options.batch)
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if sql.is_postgres(session):
         candidates = candidates.with_for_update(skip_locked=True)
     stmt = (
         update(Notification)
@@ -261,8 +266,8 @@ async def deliver(
     return "sent"
 
 
-async def _finish(state: AppState, notification_id: int, **values: Any) -> None:
-    async with state.transaction() as session:
+async def _finish(app: AppState, notification_id: int, **values: Any) -> None:
+    async with app.transaction() as session:
         await session.execute(
             update(Notification).where(Notification.id == notification_id).values(**values)
         )
