@@ -1,0 +1,2 @@
+// Admin pages (filled in below).
+export function initAdmin() {}
