@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from server.access import conversation_for, inbox_for, visible_inbox_ids
-from server.errors import invalid, not_found
+from server.errors import forbidden, invalid, not_found
 from server.phones import try_e164
 from server.serializers import (
     contact_json,
@@ -29,11 +29,16 @@ from server.serializers import (
     inbox_json,
     iso,
     message_json,
+    messaging_service_json,
+    phone_number_json,
+    user_json,
 )
 from store.models import (
+    Campaign,
     Contact,
     Conversation,
     Inbox,
+    InboxMember,
     Message,
     MessagingService,
     OptOut,
@@ -163,21 +168,66 @@ async def read_marker(session: AsyncSession, user: User, conversation_id: int) -
 # --- inboxes -----------------------------------------------------------------------------------
 
 
+async def _inboxes_json(
+    session: AsyncSession, user: User, inboxes: Sequence[Inbox]
+) -> list[dict[str, Any]]:
+    """Inboxes with my unread counts; for an admin also the routing warnings of each."""
+    ids = [inbox.id for inbox in inboxes]
+    counts = await inbox_unread_counts(session, user, ids)
+    items = [inbox_json(inbox, counts[inbox.id]) for inbox in inboxes]
+    if user.is_admin:
+        warnings = await routing_warnings(session, ids)
+        for item in items:
+            item["warnings"] = warnings[item["id"]]
+    return items
+
+
 async def visible_inboxes(session: AsyncSession, user: User) -> list[dict[str, Any]]:
     """The inboxes I may see (all of them, Unrouted included, for an admin), with unread counts."""
     visible = await visible_inbox_ids(session, user)
     stmt = select(Inbox).order_by(Inbox.is_unrouted, Inbox.name, Inbox.id)
     if visible is not None:
         stmt = stmt.where(Inbox.id.in_(visible))
-    inboxes = (await session.scalars(stmt)).all()
-    counts = await inbox_unread_counts(session, user, [inbox.id for inbox in inboxes])
-    return [inbox_json(inbox, counts[inbox.id]) for inbox in inboxes]
+    return await _inboxes_json(session, user, (await session.scalars(stmt)).all())
 
 
 async def get_inbox(session: AsyncSession, user: User, inbox_id: int) -> dict[str, Any]:
     inbox = await inbox_for(session, user, inbox_id)
-    counts = await inbox_unread_counts(session, user, [inbox.id])
-    return inbox_json(inbox, counts[inbox.id])
+    return (await _inboxes_json(session, user, [inbox]))[0]
+
+
+async def routing_warnings(
+    session: AsyncSession, inbox_ids: Sequence[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """Per inbox: a `mixed_purpose` warning for each messaging service of its numbers that is
+    meant for blasts or used by campaigns (1:1 and blast numbers belong in separate services)."""
+    found: dict[int, list[dict[str, Any]]] = {iid: [] for iid in inbox_ids}
+    if not inbox_ids:
+        return found
+    campaigns = exists().where(Campaign.messaging_service_id == MessagingService.id)
+    stmt = (
+        select(PhoneNumber.inbox_id, MessagingService, campaigns)
+        .join(MessagingService, MessagingService.id == PhoneNumber.messaging_service_id)
+        .where(
+            PhoneNumber.inbox_id.in_(inbox_ids),
+            or_(MessagingService.purpose == "blast", campaigns),
+        )
+        .distinct()
+        .order_by(PhoneNumber.inbox_id, MessagingService.id)
+    )
+    for inbox_id, service, used_by_campaigns in (await session.execute(stmt)).all():
+        why = "is used by campaigns" if used_by_campaigns else "is meant for blasts"
+        found[inbox_id].append(
+            {
+                "code": "mixed_purpose",
+                "messaging_service_id": service.id,
+                "detail": (
+                    f"messaging service {service.name!r} {why}; keep 1:1 inbox numbers and "
+                    "blast numbers in separate messaging services (opt-outs apply per service)"
+                ),
+            }
+        )
+    return found
 
 
 # --- conversations -----------------------------------------------------------------------------
@@ -251,7 +301,7 @@ def parse_before(before: str | None) -> int | None:
     """The `before` parameter of a message list: a message id (as `next_cursor` gives it)."""
     if before is None or before == "":
         return None
-    if not before.isdigit() or not 0 < int(before) <= 2**62:
+    if not (before.isascii() and before.isdigit()) or not 0 < int(before) <= 2**62:
         raise invalid("before must be a message id", field="before")
     return int(before)
 
@@ -384,3 +434,76 @@ async def get_contact(session: AsyncSession, user: User, contact_id: int) -> dic
         "conversations": await _conversations_json(session, user, conversations),
         "opt_outs": opt_outs,
     }
+
+
+# --- admin lists -------------------------------------------------------------------------------
+
+
+def _admin_only(user: User) -> None:
+    if not (user.active and user.is_admin):
+        raise forbidden("admins only")
+
+
+async def _page_by_id(
+    session: AsyncSession, stmt: Any, id_column: Any, cursor: str | None, limit: int | None
+) -> tuple[list[Any], str | None]:
+    """Rows of `stmt`, newest (highest id) first, one keyset page at a time."""
+    size = clamp_limit(limit)
+    if cursor:
+        (before_id,) = decode_cursor(cursor, int)
+        stmt = stmt.where(id_column < before_id)
+    rows = list((await session.scalars(stmt.order_by(id_column.desc()).limit(size + 1))).all())
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, encode_cursor(rows[-1].id) if more else None
+
+
+async def list_messaging_services(
+    session: AsyncSession, user: User, *, cursor: str | None = None, limit: int | None = None
+) -> Page:
+    _admin_only(user)
+    rows, next_cursor = await _page_by_id(
+        session, select(MessagingService), MessagingService.id, cursor, limit
+    )
+    return Page([messaging_service_json(row) for row in rows], next_cursor)
+
+
+async def list_phone_numbers(
+    session: AsyncSession,
+    user: User,
+    *,
+    inbox_id: int | None = None,
+    messaging_service_id: int | None = None,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Page:
+    _admin_only(user)
+    stmt = select(PhoneNumber)
+    if inbox_id is not None:
+        stmt = stmt.where(PhoneNumber.inbox_id == inbox_id)
+    if messaging_service_id is not None:
+        stmt = stmt.where(PhoneNumber.messaging_service_id == messaging_service_id)
+    rows, next_cursor = await _page_by_id(session, stmt, PhoneNumber.id, cursor, limit)
+    return Page([phone_number_json(row) for row in rows], next_cursor)
+
+
+async def list_users(
+    session: AsyncSession, user: User, *, cursor: str | None = None, limit: int | None = None
+) -> Page:
+    _admin_only(user)
+    rows, next_cursor = await _page_by_id(session, select(User), User.id, cursor, limit)
+    return Page([user_json(row) for row in rows], next_cursor)
+
+
+async def inbox_members(session: AsyncSession, user: User, inbox_id: int) -> list[dict[str, Any]]:
+    """The users who are members of an inbox (admins only), by name."""
+    _admin_only(user)
+    if await session.get(Inbox, inbox_id) is None:
+        raise not_found("inbox")
+    stmt = (
+        select(User)
+        .join(InboxMember, InboxMember.user_id == User.id)
+        .where(InboxMember.inbox_id == inbox_id)
+        .order_by(User.name, User.id)
+    )
+    return [user_json(row) for row in (await session.scalars(stmt)).all()]
