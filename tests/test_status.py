@@ -1,0 +1,185 @@
+"""Status callbacks through the real route: forward-only, error codes kept, unknown sids kept."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from server.services.optout import is_opted_out
+from store.models import PendingStatus
+from tests.support.live_server import LiveServer
+from tests.support.messaging import (
+    World,
+    count,
+    events,
+    message,
+    messages,
+    new_sid,
+    post_status,
+    signed_post,
+    status_params,
+    text_in,
+)
+from tests.support.twilio_standin import TwilioStandIn
+
+STUDENT = "+16175550142"
+
+
+async def sent_message(
+    server: LiveServer, http: httpx.AsyncClient, world: World
+) -> tuple[int, str]:
+    """A quick reply Twilio has accepted (status `queued`): its id and sid."""
+    await text_in(http, server.settings, STUDENT, world.n1, "Hi")
+    [inbound] = await messages(server.state)
+    response = await http.post(
+        f"/api/v1/conversations/{inbound.conversation_id}/messages",
+        json={"body": "Hello"},
+        headers=world.auth("member"),
+    )
+    assert response.status_code == 201
+    assert response.json()["status"] == "queued"
+    return response.json()["id"], response.json()["twilio_sid"]
+
+
+async def status_events(server: LiveServer, message_id: int) -> list[str]:
+    found = await events(
+        server.state,
+        f"conversation:{(await message(server.state, message_id)).conversation_id}",
+        "message.status",
+    )
+    return [e.data["status"] for e in found if e.data["id"] == message_id]
+
+
+@pytest.mark.parametrize(
+    ("sequence", "final", "announced"),
+    [
+        (["sent", "delivered", "read"], "read", ["sent", "delivered", "read"]),
+        (["delivered", "sent"], "delivered", ["delivered"]),
+        (["sending", "queued", "accepted"], "sending", ["sending"]),
+        (["delivered", "undelivered", "failed", "sent"], "delivered", ["delivered"]),
+        (["undelivered", "delivered", "read"], "read", ["undelivered", "read"]),
+        (["read", "delivered"], "read", ["read"]),
+        (["sent", "sent", "canceled"], "canceled", ["sent", "canceled"]),
+    ],
+)
+async def test_statuses_only_move_forward(
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
+    twilio_world: World,
+    standin: TwilioStandIn,
+    sequence: list[str],
+    final: str,
+    announced: list[str],
+) -> None:
+    message_id, sid = await sent_message(twilio_server, twilio_http, twilio_world)
+    before = await status_events(twilio_server, message_id)
+
+    for status in sequence:
+        response = await post_status(twilio_http, twilio_server.settings, sid, status)
+        assert response.status_code == 200
+
+    assert (await message(twilio_server.state, message_id)).status == final
+    assert (await status_events(twilio_server, message_id))[len(before) :] == announced
+
+
+async def test_the_error_code_of_a_failed_delivery_is_kept_and_shown(
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
+    twilio_world: World,
+    standin: TwilioStandIn,
+) -> None:
+    message_id, sid = await sent_message(twilio_server, twilio_http, twilio_world)
+
+    await post_status(twilio_http, twilio_server.settings, sid, "sent")
+    await post_status(twilio_http, twilio_server.settings, sid, "undelivered", "30003")
+
+    stored = await message(twilio_server.state, message_id)
+    assert (stored.status, stored.error_code) == ("undelivered", "30003")
+    assert stored.error_message == "Unreachable destination handset"
+    conversation = f"conversation:{stored.conversation_id}"
+    [*_, last] = await events(twilio_server.state, conversation, "message.status")
+    assert (last.data["status"], last.data["error_code"]) == ("undelivered", "30003")
+
+
+async def test_an_unknown_sid_answers_200_and_is_kept_pending(
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
+    twilio_world: World,
+    standin: TwilioStandIn,
+) -> None:
+    await sent_message(twilio_server, twilio_http, twilio_world)
+    stranger = new_sid("SM")
+
+    response = await post_status(twilio_http, twilio_server.settings, stranger, "delivered")
+
+    assert response.status_code == 200
+    async with twilio_server.state.reading() as session:
+        [pending] = (await session.scalars(select(PendingStatus))).all()
+    assert (pending.twilio_sid, pending.status) == (stranger, "delivered")
+    assert [m.status for m in await messages(twilio_server.state, direction="outbound")] == [
+        "queued"
+    ]
+
+
+async def test_a_status_callback_with_a_bad_signature_changes_nothing(
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
+    twilio_world: World,
+    standin: TwilioStandIn,
+) -> None:
+    message_id, sid = await sent_message(twilio_server, twilio_http, twilio_world)
+    settings = twilio_server.settings
+    params = status_params(sid, "delivered")
+
+    forged = await signed_post(twilio_http, settings, "/twilio/status", params, token="guess")
+    wrong_scheme = await signed_post(
+        twilio_http,
+        settings,
+        "/twilio/status",
+        params,
+        signed_url=settings.public_base.replace("http://", "https://") + "/twilio/status",
+    )
+    unsigned = await twilio_http.post("/twilio/status", data=params)
+
+    assert [r.status_code for r in (forged, wrong_scheme, unsigned)] == [403, 403, 403]
+    assert (await message(twilio_server.state, message_id)).status == "queued"
+    assert await count(twilio_server.state, PendingStatus) == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"MessageStatus": "delivered"}, 400),
+        ({"MessageSid": "SM123", "MessageStatus": "delivered"}, 400),
+        ({"MessageSid": "SM" + "a" * 32}, 400),
+        ({"MessageSid": "SM" + "a" * 32, "MessageStatus": "teleported"}, 200),
+    ],
+)
+async def test_malformed_or_unknown_callbacks(
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
+    twilio_world: World,
+    params: dict[str, str],
+    code: int,
+) -> None:
+    response = await signed_post(twilio_http, twilio_server.settings, "/twilio/status", params)
+
+    assert response.status_code == code
+    assert await count(twilio_server.state, PendingStatus) == 0
+
+
+async def test_a_status_reporting_21610_records_the_opt_out(
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
+    twilio_world: World,
+    standin: TwilioStandIn,
+) -> None:
+    message_id, sid = await sent_message(twilio_server, twilio_http, twilio_world)
+
+    await post_status(twilio_http, twilio_server.settings, sid, "failed", "21610")
+
+    stored = await message(twilio_server.state, message_id)
+    assert (stored.status, stored.error_code) == ("failed", "21610")
+    async with twilio_server.state.reading() as session:
+        assert await is_opted_out(session, twilio_world.service_a, STUDENT)
