@@ -391,7 +391,8 @@ export function initThread({ live, on, onOpen }) {
     if (type === "typing" && channel === conversationChannel) {
       const userId = Number(data.user_id);
       if (userId && userId !== me) {
-        typers.set(userId, Date.now() + TYPING_SHOWN_MS);
+        if (data.typing === false) typers.delete(userId);
+        else typers.set(userId, Date.now() + TYPING_SHOWN_MS);
         renderTyping();
       }
       return;
