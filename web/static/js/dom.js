@@ -25,6 +25,14 @@ export function fromTemplate(id) {
   return template.content.firstElementChild.cloneNode(true);
 }
 
+/** A count badge: its number (before the screen-reader-only " unread"), hidden at zero. */
+export function setBadge(badge, count) {
+  const first = badge.firstChild;
+  if (first && first.nodeType === Node.TEXT_NODE) first.nodeValue = String(count);
+  else badge.insertBefore(document.createTextNode(String(count)), first);
+  badge.hidden = !count;
+}
+
 export function csrfToken() {
   const meta = document.querySelector('meta[name="csrf-token"]');
   return meta ? meta.content : "";

@@ -10,6 +10,7 @@ import {
   parseTime,
   prettyPhone,
   setAvatar,
+  setBadge,
   shortWhen,
   slot,
 } from "./dom.js";
@@ -32,9 +33,7 @@ export function initList({ on }) {
   function setUnread(row, count) {
     row.dataset.unread = String(count);
     row.classList.toggle("is-unread", count > 0);
-    const badge = slot(row, "badge");
-    badge.firstChild.nodeValue = String(count);
-    badge.hidden = count === 0;
+    setBadge(slot(row, "badge"), count);
   }
 
   function previewPrefix(message) {

@@ -1,7 +1,7 @@
 // The app shell: the sidebar (my inboxes with live unread counts), the phone-width menu,
 // sign-out, and what happens when access to an inbox ends while it is on screen.
 
-import { boot, $, $$, api, toast } from "./dom.js";
+import { boot, $, $$, api, setBadge, toast } from "./dom.js";
 
 const TZ_COOKIE = "sb_tz";
 
@@ -102,10 +102,7 @@ function applyCounts(items) {
     total += count;
     for (const holder of $$(`[data-nav-inbox="${item.id}"]`)) {
       const badge = holder.querySelector('[data-slot="badge"]');
-      if (badge) {
-        badge.firstChild.nodeValue = String(count);
-        badge.hidden = count === 0;
-      }
+      if (badge) setBadge(badge, count);
       const link = holder.matches("a") ? holder : holder.querySelector("a");
       if (link) link.classList.toggle("has-unread", count > 0);
       const meta = holder.querySelector('[data-slot="meta"]');
