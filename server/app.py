@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 
 from server import errors, live, worker
 from server.routes import api, campaigns, pages, sending, twilio_webhooks, ws
+from server.security_headers import SecurityHeadersMiddleware
 from server.settings import Settings
 from server.state import AppState
 from server.twilio import setup as twilio_setup
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await twilio_setup.stop(state)
             await state.close()
 
-    middleware: list[Middleware] = []
+    middleware: list[Middleware] = [Middleware(SecurityHeadersMiddleware)]
     app = Starlette(
         routes=[
             *api.routes,

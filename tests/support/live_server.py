@@ -85,6 +85,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "TWILIO_API_BASE": settings.twilio_api_base,
         "SWITCHBOARD_DATA_DIR": str(settings.data_dir),
         "SWITCHBOARD_REDIS_PREFIX": settings.redis_prefix,
+        "SWITCHBOARD_LIVE_POLL_SECONDS": str(settings.live_poll_seconds),
         "SWITCHBOARD_IN_PROCESS_WORKER": "1" if settings.run_worker_in_process else "0",
         "PYTHONPATH": str(REPO),
     }

@@ -1,0 +1,148 @@
+"""One client socket: its subscriptions and a bounded send queue drained by one writer task.
+
+Fan-out only appends an already-encoded frame to the queue (no task, no await per recipient).
+A client that stops reading lets its queue fill; past the bound the connection is closed with
+4008 and a reason telling it to resume with `since`, so it neither grows memory nor delays
+anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+from realtime import protocol
+from realtime.ports import Principal, Transport, TransportClosed
+
+log = logging.getLogger("switchboard.realtime")
+
+SLOW_CONSUMER_REASON = f"slow consumer; {protocol.RESUME_HINT}"
+
+
+@dataclass(frozen=True, slots=True)
+class SendLimits:
+    max_frames: int = 2000
+    max_bytes: int = 4 * 1024 * 1024
+    # Replays wait until the queue is this short before adding more.
+    low_water: int = 200
+    # A single frame the client does not take within this long marks it as stalled.
+    send_timeout: float = 10.0
+    close_timeout: float = 5.0
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    """A connection's interest in one channel, and the last seq sent on it."""
+
+    connection: Connection
+    channel: str
+    last: int
+    # Live: fan-out sends to it. Until then a replay from the outbox is catching it up.
+    live: bool = False
+    active: bool = True
+    catch_up: asyncio.Task[None] | None = None
+
+
+@dataclass(eq=False)
+class Connection:
+    key: str
+    principal: Principal
+    transport: Transport
+    encoding: str
+    limits: SendLimits = field(default_factory=SendLimits)
+    subs: dict[str, Subscription] = field(default_factory=dict)
+    # Bumped whenever this user's access is re-checked, so an authorization that raced a
+    # revocation is noticed and redone.
+    access_epoch: int = 0
+    # Conversations this socket may type in / view (cached until the next access check).
+    conversations_allowed: set[int] = field(default_factory=set)
+    viewing: int | None = None
+    bad_frames: int = 0
+
+    def __post_init__(self) -> None:
+        self._queue: deque[tuple[str | None, bytes | str]] = deque()
+        self._queued_bytes = 0
+        self._wakeup = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._close: tuple[int, str] | None = None
+
+    @property
+    def closing(self) -> bool:
+        return self._close is not None
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def send(self, frame: protocol.Frame, channel: str | None = None) -> None:
+        """Queue a frame (tagged with its channel, so a revocation can take it back)."""
+        if self._close is not None:
+            return
+        data = frame.encoded(self.encoding)
+        self._queue.append((channel, data))
+        self._queued_bytes += len(data)
+        if len(self._queue) > self.limits.max_frames or self._queued_bytes > self.limits.max_bytes:
+            log.info("closing slow consumer %s (%d frames queued)", self.key, len(self._queue))
+            self.close(protocol.CLOSE_SLOW, SLOW_CONSUMER_REASON)
+            return
+        if len(self._queue) > self.limits.low_water:
+            self._drained.clear()
+        self._wakeup.set()
+
+    def purge(self, channel: str) -> None:
+        """Take back the frames of `channel` not yet written to the socket."""
+        kept = deque(item for item in self._queue if item[0] != channel)
+        self._queue = kept
+        self._queued_bytes = sum(len(data) for _, data in kept)
+        self._note_drain()
+
+    def close(self, code: int, reason: str) -> None:
+        """Drop what is queued and close the socket with `code` and `reason` (once)."""
+        if self._close is not None:
+            return
+        self._close = (code, reason)
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._drained.set()
+        self._wakeup.set()
+
+    def abandon(self) -> None:
+        """The client has gone: stop queuing, nothing to close."""
+        if self._close is None:
+            self._close = (protocol.CLOSE_NORMAL, "")
+        self._queue.clear()
+        self._drained.set()
+
+    async def wait_drained(self) -> None:
+        await self._drained.wait()
+
+    def _note_drain(self) -> None:
+        if len(self._queue) <= self.limits.low_water:
+            self._drained.set()
+
+    async def write_loop(self) -> None:
+        """Write queued frames in order; then, if asked to, close the socket."""
+        try:
+            while self._close is None:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._queue and self._close is None:
+                    _, data = self._queue.popleft()
+                    self._queued_bytes -= len(data)
+                    self._note_drain()
+                    try:
+                        async with asyncio.timeout(self.limits.send_timeout):
+                            await self.transport.send(data)
+                    except TimeoutError:
+                        log.info("closing stalled consumer %s", self.key)
+                        self.close(protocol.CLOSE_SLOW, SLOW_CONSUMER_REASON)
+            code, reason = self._close
+            with contextlib.suppress(TransportClosed, TimeoutError):
+                async with asyncio.timeout(self.limits.close_timeout):
+                    await self.transport.close(code, reason)
+        except TransportClosed:
+            self.abandon()
