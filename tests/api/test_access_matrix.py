@@ -467,3 +467,6 @@ async def test_wrong_methods_and_unknown_paths_answer_json_errors(
     assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
     unknown = await http.get("/api/v1/nothing-here", headers=admin)
     assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
+    for escape in ("/static/%2e%2e/server/settings.py", "/static/..%2fserver/settings.py"):
+        response = await http.get(escape)
+        assert response.status_code == 404 and "secret" not in response.text
