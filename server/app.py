@@ -12,7 +12,8 @@ from starlette.middleware import Middleware
 from server import errors, live, outages, worker
 from server.logging import RequestIdMiddleware
 from server.metrics import Metrics, MetricsMiddleware, observe_publisher
-from server.routes import api, ops, pages, sending, twilio_webhooks, ws
+from server.routes import api, campaigns, ops, pages, sending, twilio_webhooks, ws
+from server.security_headers import SecurityHeadersMiddleware
 from server.settings import Settings
 from server.state import AppState
 from server.twilio import setup as twilio_setup
@@ -42,11 +43,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     middleware: list[Middleware] = [
         Middleware(RequestIdMiddleware),
         Middleware(MetricsMiddleware, metrics=metrics),
+        Middleware(SecurityHeadersMiddleware),
     ]
     app = Starlette(
         routes=[
             *ops.routes,
             *api.routes,
+            *campaigns.routes,
             *sending.routes,
             *twilio_webhooks.routes,
             *ws.routes,

@@ -30,9 +30,16 @@ async def test_create_contact_and_conflicts(http: httpx.AsyncClient, world: Worl
     assert contact["id"] and contact["phone"] == "+16175550142"
     assert contact["first_name"] == "Maya" and contact["name"] == "Maya Lopez"
     assert contact["fields"] == body["fields"]
-    # Staff learn that the phone is taken, but not which contact holds it; admins get its id.
+    # Nobody has a conversation with it yet: anyone may learn its id (to text it).
     staff_dup = await http.post("/api/v1/contacts", json=body, headers=world.auth("bob"))
-    assert staff_dup.status_code == 409 and "id" not in staff_dup.json()
+    assert staff_dup.status_code == 409 and staff_dup.json()["id"] == contact["id"]
+    # A contact of another inbox: staff learn that the phone is taken, not which contact it is.
+    bea = await http.get(f"/api/v1/contacts/{world.ids['contact_b']}", headers=world.auth("admin"))
+    hidden = await http.post(
+        "/api/v1/contacts", json={"phone": bea.json()["phone"]}, headers=world.auth("alice")
+    )
+    assert hidden.status_code == 409 and "id" not in hidden.json()
+    assert "Bea" not in hidden.text
     admin_dup = await http.post(
         "/api/v1/contacts", json={"phone": "+16175550142"}, headers=world.auth("admin")
     )
