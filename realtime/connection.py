@@ -26,8 +26,9 @@ SLOW_CONSUMER_REASON = f"slow consumer; {protocol.RESUME_HINT}"
 class SendLimits:
     max_frames: int = 2000
     max_bytes: int = 4 * 1024 * 1024
-    # Replays wait until the queue is this short before adding more.
+    # Replays wait until the queue is this short (in frames and bytes) before adding more.
     low_water: int = 200
+    low_water_bytes: int = 512 * 1024
     # A single frame the client does not take within this long marks it as stalled.
     send_timeout: float = 10.0
     close_timeout: float = 5.0
@@ -89,7 +90,7 @@ class Connection:
             log.info("closing slow consumer %s (%d frames queued)", self.key, len(self._queue))
             self.close(protocol.CLOSE_SLOW, SLOW_CONSUMER_REASON)
             return
-        if len(self._queue) > self.limits.low_water:
+        if not self.has_room:
             self._drained.clear()
         self._wakeup.set()
 
@@ -117,11 +118,20 @@ class Connection:
         self._queue.clear()
         self._drained.set()
 
+    @property
+    def has_room(self) -> bool:
+        """Short enough a queue for a replay to add to it."""
+        return (
+            len(self._queue) <= self.limits.low_water
+            and self._queued_bytes <= self.limits.low_water_bytes
+        )
+
     async def wait_drained(self) -> None:
+        """Until the queue has room again (or the connection is closing)."""
         await self._drained.wait()
 
     def _note_drain(self) -> None:
-        if len(self._queue) <= self.limits.low_water:
+        if self.has_room:
             self._drained.set()
 
     async def write_loop(self) -> None:
