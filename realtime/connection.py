@@ -101,21 +101,26 @@ class Connection:
         self._queued_bytes = sum(len(data) for _, data in kept)
         self._note_drain()
 
-    def close(self, code: int, reason: str) -> None:
-        """Drop what is queued and close the socket with `code` and `reason` (once)."""
+    def close(self, code: int, reason: str, flush: bool = False) -> None:
+        """Close the socket with `code` and `reason` (once), after writing what is queued when
+        `flush`, else dropping it. Nothing more is queued from now on."""
         if self._close is not None:
             return
         self._close = (code, reason)
-        self._queue.clear()
-        self._queued_bytes = 0
+        if not flush:
+            self._drop_queue()
         self._drained.set()
         self._wakeup.set()
+
+    def _drop_queue(self) -> None:
+        self._queue.clear()
+        self._queued_bytes = 0
 
     def abandon(self) -> None:
         """The client has gone: stop queuing, nothing to close."""
         if self._close is None:
             self._close = (protocol.CLOSE_NORMAL, "")
-        self._queue.clear()
+        self._drop_queue()
         self._drained.set()
 
     @property
@@ -137,10 +142,10 @@ class Connection:
     async def write_loop(self) -> None:
         """Write queued frames in order; then, if asked to, close the socket."""
         try:
-            while self._close is None:
+            while self._close is None or self._queue:
                 await self._wakeup.wait()
                 self._wakeup.clear()
-                while self._queue and self._close is None:
+                while self._queue:
                     _, data = self._queue.popleft()
                     self._queued_bytes -= len(data)
                     self._note_drain()
@@ -150,6 +155,8 @@ class Connection:
                     except TimeoutError:
                         log.info("closing stalled consumer %s", self.key)
                         self.close(protocol.CLOSE_SLOW, SLOW_CONSUMER_REASON)
+                        self._drop_queue()
+            assert self._close is not None
             code, reason = self._close
             with contextlib.suppress(TransportClosed, TimeoutError):
                 async with asyncio.timeout(self.limits.close_timeout):
