@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,7 +123,7 @@ class LiveClient:
         try:
             async with asyncio.timeout(within):
                 while True:
-                    await self.ws.recv()
+                    await self.recv(within)
         except ConnectionClosed as exc:
             return (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (None, None)
         raise AssertionError("the socket stayed open")
@@ -208,3 +208,12 @@ async def emit(
     async with state.transaction() as session:
         for n in range(count):
             outbox.emit(session, channel, type, {"n": n, **data})
+
+
+async def eventually(condition: Callable[[], bool], within: float = TIMEOUT) -> None:
+    """Wait for `condition` to hold (the timeout is only a failure guard)."""
+    for _ in range(int(within / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    assert condition(), "condition never held"
