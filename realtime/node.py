@@ -48,8 +48,8 @@ class NodeOptions:
     # publish was lost still arrive.
     poll_interval: float = 1.0
     typing_ttl: float = 6.0
-    presence_ttl: float = 15.0
-    presence_heartbeat: float = 5.0
+    presence_ttl: float = 10.0
+    presence_heartbeat: float = 3.0
     # Re-check every socket's access this often, in case an access change was not announced.
     access_sweep: float = 60.0
     control_channel: str = "_control"
@@ -233,7 +233,7 @@ class Node:
             len(data) if isinstance(data, bytes) or len(data) * 4 <= limit else len(data.encode())
         )
         if size > limit:
-            connection.close(protocol.CLOSE_TOO_BIG, f"frame larger than {limit} bytes")
+            connection.close(protocol.CLOSE_TOO_BIG, f"frame larger than {limit} bytes", flush=True)
             return
         try:
             await self._dispatch(
@@ -243,7 +243,7 @@ class Node:
             connection.bad_frames += 1
             connection.send(protocol.error(exc.code, exc.detail, exc.channel))
             if connection.bad_frames > self.options.max_bad_frames:
-                connection.close(protocol.CLOSE_POLICY, "too many bad frames")
+                connection.close(protocol.CLOSE_POLICY, "too many bad frames", flush=True)
         except Exception:
             log.exception("a frame from %s failed", connection.key)
             connection.send(protocol.error("unavailable", "the server could not do this now"))
@@ -284,29 +284,41 @@ class Node:
             log.warning("opening %s failed (%s)", channel, exc)
             connection.send(protocol.error("unavailable", "try subscribing again", channel))
             return
-        # Access was re-checked while we waited: the answer above may be stale.
-        while epoch != connection.access_epoch:
-            epoch = connection.access_epoch
-            if not await self._authorized(connection, channel):
-                self._streams.release(stream)
-                connection.send(
-                    protocol.error("forbidden", "you may not see this channel", channel)
-                )
-                return
+        try:
+            current = await self._streams.current(stream)
+            # Access was re-checked while we waited: the answer above may be stale.
+            while epoch != connection.access_epoch:
+                epoch = connection.access_epoch
+                if not await self._authorized(connection, channel):
+                    self._streams.release(stream)
+                    connection.send(
+                        protocol.error("forbidden", "you may not see this channel", channel)
+                    )
+                    return
+        except Exception:
+            self._streams.release(stream)
+            raise
+        presence = await self._presence_snapshot(channel)
         if connection.closing or channel in connection.subs:
             self._streams.release(stream)
             return
-        assert stream.head is not None
-        sub = Subscription(connection, channel, last=stream.head)
+        sub = Subscription(connection, channel, last=current)
         connection.subs[channel] = sub
-        connection.send(protocol.subscribed(channel, stream.head))
-        self._streams.add(stream, sub, since)
+        connection.send(protocol.subscribed(channel, current))
+        if presence is not None:
+            connection.send(presence, channel)
+        self._streams.add(stream, sub, current, since)
+
+    async def _presence_snapshot(self, channel: str) -> protocol.Frame | None:
+        """Who views the conversation of `channel` (None for other channels, or on failure)."""
         conversation = protocol.conversation_id(channel)
-        if conversation is not None:
-            try:
-                connection.send(await self._presence.current(conversation), channel)
-            except Exception as exc:
-                log.warning("reading presence of %s failed (%s)", channel, exc)
+        if conversation is None:
+            return None
+        try:
+            return await self._presence.current(conversation)
+        except Exception as exc:
+            log.warning("reading presence of %s failed (%s)", channel, exc)
+            return None
 
     async def _authorized(self, connection: Connection, channel: str) -> bool:
         decisions = await self._policy.authorize(connection.principal, [channel])
