@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from server import errors, live, worker
-from server.routes import api, pages, sending, twilio_webhooks, ws
+from server.routes import api, campaigns, pages, sending, twilio_webhooks, ws
 from server.security_headers import SecurityHeadersMiddleware
 from server.settings import Settings
 from server.state import AppState
@@ -38,7 +38,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     middleware: list[Middleware] = [Middleware(SecurityHeadersMiddleware)]
     app = Starlette(
-        routes=[*api.routes, *sending.routes, *twilio_webhooks.routes, *ws.routes, *pages.routes],
+        routes=[
+            *api.routes,
+            *campaigns.routes,
+            *sending.routes,
+            *twilio_webhooks.routes,
+            *ws.routes,
+            *pages.routes,
+        ],
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={

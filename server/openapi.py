@@ -222,6 +222,17 @@ SCHEMAS: dict[str, Schema] = {
         unread_count={"type": "integer", "description": "inbound messages after my marker"},
         created_at=TIME,
     ),
+    "MessageInput": obj(("body",), body={"type": "string", "minLength": 1, "maxLength": 1600}),
+    "ContactMessageInput": obj(
+        ("inbox_id", "body"),
+        inbox_id={**ID, "description": "the inbox to send from (one of yours)"},
+        body={"type": "string", "minLength": 1, "maxLength": 1600},
+    ),
+    "TwilioForm": {
+        "type": "object",
+        "description": "Twilio's form fields (MessageSid, From, To, Body, MessageStatus, …)",
+        "additionalProperties": {"type": "string"},
+    },
     "ReadInput": obj((), message_id={**ID, "description": "default: the newest message"}),
     "ReadState": obj(
         ("conversation_id", "user_id", "message_id", "unread_count", "moved"),
@@ -305,6 +316,27 @@ def operation(
     if not auth:
         op["security"] = []
     return op
+
+
+def _twilio(summary: str) -> dict[str, Any]:
+    form = "application/x-www-form-urlencoded"
+    return {
+        "summary": summary,
+        "tags": ["twilio"],
+        "security": [],
+        "parameters": [_param("X-Twilio-Signature", "header", STRING)],
+        "requestBody": {"required": True, "content": {form: {"schema": ref("TwilioForm")}}},
+        "responses": {
+            "200": {
+                "description": "empty TwiML",
+                "content": {"text/xml": {"schema": {"type": "string"}}},
+            },
+            "403": {
+                "description": "missing or wrong signature; nothing stored",
+                "content": {JSON: {"schema": ref("Error")}},
+            },
+        },
+    }
 
 
 V1 = "/api/v1"
@@ -443,7 +475,15 @@ PATHS: dict[str, dict[str, Any]] = {
             ),
             ok=(200, "MessagePage"),
             errors=(422,),
-        )
+        ),
+        "post": operation(
+            "Send a quick message (sticky sender); 409 opted_out or no_number",
+            who="member",
+            params=(PATH_ID,),
+            body="MessageInput",
+            ok=(201, "Message"),
+            errors=(409,),
+        ),
     },
     f"{V1}/conversations/{{id}}/read": {
         "post": operation(
@@ -489,6 +529,22 @@ PATHS: dict[str, dict[str, Any]] = {
             ok=(200, "User"),
             errors=(409,),
         ),
+    },
+    f"{V1}/contacts/{{id}}/messages": {
+        "post": operation(
+            "Send from a contact record through one of my inboxes (starts the conversation)",
+            who="member",
+            params=(PATH_ID,),
+            body="ContactMessageInput",
+            ok=(201, "Message"),
+            errors=(409,),
+        )
+    },
+    "/twilio/messages": {
+        "post": _twilio("Twilio inbound SMS webhook (signed against PUBLIC_URL)"),
+    },
+    "/twilio/status": {
+        "post": _twilio("Twilio status callback (signed); statuses only move forward"),
     },
     "/openapi.json": {
         "get": operation(

@@ -12,7 +12,6 @@ from starlette.routing import BaseRoute, Route
 from server.auth import (
     SESSION_COOKIE,
     SESSION_LIFETIME,
-    authenticate_token,
     credentials,
     csrf_token,
     revoke_session,
@@ -54,13 +53,7 @@ async def login(request: Request) -> Response:
     if not await asyncio.to_thread(verify_password, hashed, password) or not (user and user.active):
         raise ApiError(401, "invalid_credentials", "wrong email or password")
     await throttle.succeeded(email)
-    old_token, from_cookie = credentials(request)
     async with state.transaction() as session:
-        if from_cookie and old_token:
-            # The browser's previous session is being replaced: end it rather than orphan it.
-            previous = await authenticate_token(session, old_token)
-            if previous is not None:
-                await revoke_session(session, previous[1].id)
         token = await start_session(session, user)
     settings = state.settings
     response = answer(

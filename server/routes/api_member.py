@@ -13,7 +13,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from server import queries
-from server.access import visible_inbox_ids
 from server.deps import app_state, current_user, json_body, path_id
 from server.errors import invalid
 from server.phones import InvalidPhone, to_e164
@@ -145,12 +144,12 @@ async def create_contact(request: Request) -> Response:
     async with state.transaction() as session:
         contact = await create_contact_row(
             session,
+            user,
             phone=phone,
             first_name=first_name,
             last_name=last_name,
             email=email,
             fields=extra,
-            show_existing=await visible_inbox_ids(session, user) is None,
         )
     return answer(contact_json(contact), 201)
 

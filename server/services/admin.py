@@ -14,10 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import revoke_user_sessions
-from server.dbutil import dialect_insert
 from server.errors import ApiError, invalid, not_found
 from server.passwords import hash_password
 from server.queries import routing_warnings
+from server.services import sql
 from server.services.users import create_user as _create_user
 from server.state import AppState, after_commit
 from store.models import Inbox, InboxMember, MessagingService, PhoneNumber, User, utcnow
@@ -175,7 +175,7 @@ async def add_member(session: AsyncSession, inbox_id: int, user_id: int) -> bool
     if inbox.is_unrouted:
         raise invalid("the Unrouted inbox has no members: only admins see it", field="inbox_id")
     stmt = (
-        dialect_insert(session, InboxMember)
+        sql.insert(session, InboxMember)
         .values(inbox_id=inbox_id, user_id=user_id, created_at=utcnow())
         .on_conflict_do_nothing()
         .returning(InboxMember.user_id)

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access import conversation_for
-from server.dbutil import dialect_insert
 from server.errors import invalid
 from server.queries import conversation_unread_counts, read_marker
+from server.services import sql
 from store import outbox
 from store.models import Message, ReadMarker, User, utcnow
 
@@ -61,7 +61,7 @@ async def mark_read(
         raise invalid("message_id is not a message of this conversation", field="message_id")
     moved = False
     if message_id is not None:
-        insert = dialect_insert(session, ReadMarker)
+        insert = sql.insert(session, ReadMarker)
         stmt = (
             insert.values(
                 user_id=user.id,

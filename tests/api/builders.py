@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.services.users import create_user
+from server.passwords import hash_password
 from store.models import (
     Contact,
     Conversation,
@@ -28,15 +29,23 @@ def unique() -> int:
     return next(_counter)
 
 
+@functools.cache
+def password_hash() -> str:
+    """PASSWORD hashed once: Argon2 is slow on purpose, and tests make many users."""
+    return hash_password(PASSWORD)
+
+
 async def user(session: AsyncSession, role: str = "staff", email: str | None = None) -> User:
     n = unique()
-    return await create_user(
-        session,
+    row = User(
         email=email or f"{role}{n}@example.test",
-        password=PASSWORD,
+        password_hash=password_hash(),
         name=f"{role.title()} {n}",
         role=role,
     )
+    session.add(row)
+    await session.flush()
+    return row
 
 
 async def service(session: AsyncSession, purpose: str = "one_to_one") -> MessagingService:

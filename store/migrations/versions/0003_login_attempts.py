@@ -1,7 +1,7 @@
 """login attempts, counted by the login rate limit
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003_login_attempts
+Revises: 0002_campaign_worker
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002"
-down_revision: str | None = "0001"
+revision: str = "0003_login_attempts"
+down_revision: str | None = "0002_campaign_worker"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
