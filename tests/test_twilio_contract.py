@@ -19,8 +19,7 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from store.models import Contact
-from tests.support.live_server import LiveServer
-from tests.support.messaging import World, messages, text_in
+from tests.support.messaging import TwilioEnv, messages, text_in
 from tests.support.twilio_standin import RecordedRequest, TwilioStandIn
 
 TWILIO_SPEC = Path(__file__).parent / "contracts" / "twilio" / "twilio_api_v2010.json"
@@ -50,15 +49,12 @@ def check_twilio_rules(params: dict[str, str]) -> None:
 
 
 async def test_the_requests_the_app_sends_match_twilios_api_description(
-    twilio_server: LiveServer,
-    twilio_http: httpx.AsyncClient,
-    twilio_world: World,
-    standin: TwilioStandIn,
+    twilio: TwilioEnv,
 ) -> None:
-    world = twilio_world
-    await text_in(twilio_http, twilio_server.settings, "+16175550142", world.n2, "Hi")
-    [inbound] = await messages(twilio_server.state)
-    async with twilio_server.state.transaction() as session:
+    server, http, world, standin = twilio
+    await text_in(http, server.settings, "+16175550142", world.n2, "Hi")
+    [inbound] = await messages(server.state)
+    async with server.state.transaction() as session:
         contact = Contact(phone="+447700900123")
         session.add(contact)
         await session.flush()
@@ -68,7 +64,7 @@ async def test_the_requests_the_app_sends_match_twilios_api_description(
         (f"/api/v1/contacts/{contact.id}/messages", {"inbox_id": world.aid, "body": "x" * 1600}),
     ]
     for path, payload in sends:
-        response = await twilio_http.post(path, json=payload, headers=world.auth("admin"))
+        response = await http.post(path, json=payload, headers=world.auth("admin"))
         assert response.status_code == 201, response.text
         assert response.json()["status"] == "queued"
 
@@ -87,18 +83,16 @@ async def test_the_requests_the_app_sends_match_twilios_api_description(
 
 
 async def test_the_contract_check_catches_a_request_twilio_would_not_accept(
-    twilio_server: LiveServer,
-    twilio_http: httpx.AsyncClient,
-    twilio_world: World,
-    standin: TwilioStandIn,
+    twilio: TwilioEnv,
 ) -> None:
     """The validator above is not a rubber stamp: broken variants of a real request fail it."""
-    await text_in(twilio_http, twilio_server.settings, "+16175550142", twilio_world.n1, "Hi")
-    [inbound] = await messages(twilio_server.state)
-    await twilio_http.post(
+    server, http, world, standin = twilio
+    await text_in(http, server.settings, "+16175550142", world.n1, "Hi")
+    [inbound] = await messages(server.state)
+    await http.post(
         f"/api/v1/conversations/{inbound.conversation_id}/messages",
         json={"body": "Hello"},
-        headers=twilio_world.auth("admin"),
+        headers=world.auth("admin"),
     )
     [good] = standin.messages()
     api = twilio_api()
