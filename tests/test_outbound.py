@@ -10,7 +10,14 @@ import pytest
 from sqlalchemy import select
 
 from server.serializers import message_json
-from store.models import Contact, Conversation, Message, OptOutEvent, PendingStatus
+from store.models import (
+    Contact,
+    Conversation,
+    Message,
+    OptOutEvent,
+    PendingStatus,
+    PhoneNumber,
+)
 from tests.support.live_server import LiveServer
 from tests.support.messaging import TwilioEnv, World, count, events, eventually, messages, text_in
 
@@ -279,6 +286,35 @@ async def test_segments_are_counted_for_gsm7_and_ucs2(
     response = await quick(http, world, conversation_id, body)
 
     assert response.json()["segments"] == segments
+
+
+async def test_admins_answer_a_stray_in_the_unrouted_inbox_from_the_number_it_came_to(
+    twilio: TwilioEnv,
+) -> None:
+    server, http, world, standin = twilio
+    stray = await thread_with(server, http, world.n4)  # n4 feeds no inbox
+
+    response = await quick(http, world, stray, "You reached the admissions office", "admin")
+
+    assert response.status_code == 201
+    assert response.json()["from"] == world.n4
+    assert [r.param("From") for r in standin.messages()] == [world.n4]
+    assert (await quick(http, world, stray, "hi", "member")).status_code == 404
+
+
+async def test_a_sticky_number_moved_to_another_inbox_no_longer_sends_for_this_one(
+    twilio: TwilioEnv,
+) -> None:
+    server, http, world, standin = twilio
+    conversation_id = await thread_with(server, http, world.n2)
+    async with server.state.transaction() as session:
+        moved = await session.scalar(select(PhoneNumber).where(PhoneNumber.number == world.n2))
+        assert moved is not None
+        moved.inbox_id = world.aid
+
+    response = await quick(http, world, conversation_id, "Still here")
+
+    assert response.json()["from"] == world.n1
 
 
 async def test_an_inbox_without_numbers_cannot_send(
