@@ -11,8 +11,7 @@ from sqlalchemy import select
 from server.services.optout import is_opted_out
 from store.models import OptOut, OptOutEvent
 from tests.support.live_server import LiveServer
-from tests.support.messaging import World, events, messages, text_in
-from tests.support.twilio_standin import TwilioStandIn
+from tests.support.messaging import TwilioEnv, World, events, messages, text_in
 
 STUDENT = "+16175550142"
 
@@ -37,69 +36,65 @@ async def reply(http: httpx.AsyncClient, world: World, conversation_id: int) -> 
 
 
 async def test_stop_opts_out_of_the_whole_messaging_service_across_numbers_and_inboxes(
-    twilio_server: LiveServer,
-    twilio_http: httpx.AsyncClient,
-    twilio_world: World,
-    standin: TwilioStandIn,
+    twilio: TwilioEnv,
 ) -> None:
-    world, settings = twilio_world, twilio_server.settings
-    await text_in(twilio_http, settings, STUDENT, world.n3, "Question about aid")  # service A
+    server, http, world, standin = twilio
+    settings = server.settings
+    await text_in(http, settings, STUDENT, world.n3, "Question about aid")  # service A
 
-    response = await text_in(twilio_http, settings, STUDENT, world.n1, "  stop ")  # service A
+    response = await text_in(http, settings, STUDENT, world.n1, "  stop ")  # service A
 
     assert response.status_code == 200
     # In force the moment the webhook answered: no waiting.
-    assert await opted_out(twilio_server, world.service_a)
-    assert not await opted_out(twilio_server, world.service_b)
-    aid_thread, stop_message = await messages(twilio_server.state)
+    assert await opted_out(server, world.service_a)
+    assert not await opted_out(server, world.service_b)
+    aid_thread, stop_message = await messages(server.state)
     assert (stop_message.body, stop_message.opt_change) == ("  stop ", "opted_out")
     assert aid_thread.opt_change is None
-    assert await history(twilio_server) == [("opt_out", "keyword", world.service_a)]
+    assert await history(server) == [("opt_out", "keyword", world.service_a)]
     for inbox_id, conversation_id in (
         (world.admissions, stop_message.conversation_id),
         (world.aid, aid_thread.conversation_id),
     ):
-        [event] = await events(twilio_server.state, f"inbox:{inbox_id}", "contact.opted_out")
+        [event] = await events(server.state, f"inbox:{inbox_id}", "contact.opted_out")
         assert event.data["conversation_id"] == conversation_id
         assert event.data["messaging_service_id"] == world.service_a
         assert (event.data["phone"], event.data["source"]) == (STUDENT, "keyword")
 
     # n3 in the aid inbox shares service A: refused before any call to Twilio.
-    refused = await reply(twilio_http, world, aid_thread.conversation_id)
+    refused = await reply(http, world, aid_thread.conversation_id)
     assert (refused.status_code, refused.json()["error"]) == (409, "opted_out")
     assert standin.messages() == []
 
     # n2 is in service B: the student wrote to it, so replies go from it, and may.
-    await text_in(twilio_http, settings, STUDENT, world.n2, "but this is fine")
-    allowed = await reply(twilio_http, world, stop_message.conversation_id)
+    await text_in(http, settings, STUDENT, world.n2, "but this is fine")
+    allowed = await reply(http, world, stop_message.conversation_id)
     assert allowed.status_code == 201
     assert allowed.json()["from"] == world.n2
     assert [r.param("From") for r in standin.messages()] == [world.n2]
 
 
 async def test_start_opts_back_in(
-    twilio_server: LiveServer,
-    twilio_http: httpx.AsyncClient,
-    twilio_world: World,
-    standin: TwilioStandIn,
+    twilio: TwilioEnv,
 ) -> None:
-    world, settings = twilio_world, twilio_server.settings
-    await text_in(twilio_http, settings, STUDENT, world.n1, "STOP")
-    stop = (await messages(twilio_server.state))[0]
-    assert (await reply(twilio_http, world, stop.conversation_id)).status_code == 409
+    server, http, world, standin = twilio
+    settings = server.settings
+    await text_in(http, settings, STUDENT, world.n1, "STOP")
+    stop = (await messages(server.state))[0]
+    assert (await reply(http, world, stop.conversation_id)).status_code == 409
 
-    await text_in(twilio_http, settings, STUDENT, world.n1, "Start")
+    await text_in(http, settings, STUDENT, world.n1, "Start")
 
-    assert not await opted_out(twilio_server, world.service_a)
-    start = (await messages(twilio_server.state))[-1]
+    assert not await opted_out(server, world.service_a)
+    start = (await messages(server.state))[-1]
     assert start.opt_change == "opted_in"
-    assert await history(twilio_server) == [
+    assert await history(server) == [
         ("opt_out", "keyword", world.service_a),
         ("opt_in", "keyword", world.service_a),
     ]
-    [event] = await events(twilio_server.state, f"inbox:{world.admissions}", "contact.opted_in")
+    [event] = await events(server.state, f"inbox:{world.admissions}", "contact.opted_in")
     assert event.data["opted_out"] is False
-    assert (await reply(twilio_http, world, stop.conversation_id)).status_code == 201
+    assert (await reply(http, world, stop.conversation_id)).status_code == 201
     assert len(standin.messages()) == 1
 
 

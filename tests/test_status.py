@@ -10,6 +10,7 @@ from server.services.optout import is_opted_out
 from store.models import PendingStatus
 from tests.support.live_server import LiveServer
 from tests.support.messaging import (
+    TwilioEnv,
     World,
     count,
     events,
@@ -21,7 +22,6 @@ from tests.support.messaging import (
     status_params,
     text_in,
 )
-from tests.support.twilio_standin import TwilioStandIn
 
 STUDENT = "+16175550142"
 
@@ -64,87 +64,77 @@ async def status_events(server: LiveServer, message_id: int) -> list[str]:
     ],
 )
 async def test_statuses_only_move_forward(
-    twilio_server: LiveServer,
-    twilio_http: httpx.AsyncClient,
-    twilio_world: World,
-    standin: TwilioStandIn,
+    twilio: TwilioEnv,
     sequence: list[str],
     final: str,
     announced: list[str],
 ) -> None:
-    message_id, sid = await sent_message(twilio_server, twilio_http, twilio_world)
-    before = await status_events(twilio_server, message_id)
+    server, http, world, standin = twilio
+    message_id, sid = await sent_message(server, http, world)
+    before = await status_events(server, message_id)
 
     for status in sequence:
-        response = await post_status(twilio_http, twilio_server.settings, sid, status)
+        response = await post_status(http, server.settings, sid, status)
         assert response.status_code == 200
 
-    assert (await message(twilio_server.state, message_id)).status == final
-    assert (await status_events(twilio_server, message_id))[len(before) :] == announced
+    assert (await message(server.state, message_id)).status == final
+    assert (await status_events(server, message_id))[len(before) :] == announced
 
 
 async def test_the_error_code_of_a_failed_delivery_is_kept_and_shown(
-    twilio_server: LiveServer,
-    twilio_http: httpx.AsyncClient,
-    twilio_world: World,
-    standin: TwilioStandIn,
+    twilio: TwilioEnv,
 ) -> None:
-    message_id, sid = await sent_message(twilio_server, twilio_http, twilio_world)
+    server, http, world, standin = twilio
+    message_id, sid = await sent_message(server, http, world)
 
-    await post_status(twilio_http, twilio_server.settings, sid, "sent")
-    await post_status(twilio_http, twilio_server.settings, sid, "undelivered", "30003")
+    await post_status(http, server.settings, sid, "sent")
+    await post_status(http, server.settings, sid, "undelivered", "30003")
 
-    stored = await message(twilio_server.state, message_id)
+    stored = await message(server.state, message_id)
     assert (stored.status, stored.error_code) == ("undelivered", "30003")
     assert stored.error_message == "Unreachable destination handset"
     conversation = f"conversation:{stored.conversation_id}"
-    [*_, last] = await events(twilio_server.state, conversation, "message.status")
+    [*_, last] = await events(server.state, conversation, "message.status")
     assert (last.data["status"], last.data["error_code"]) == ("undelivered", "30003")
 
 
 async def test_an_unknown_sid_answers_200_and_is_kept_pending(
-    twilio_server: LiveServer,
-    twilio_http: httpx.AsyncClient,
-    twilio_world: World,
-    standin: TwilioStandIn,
+    twilio: TwilioEnv,
 ) -> None:
-    await sent_message(twilio_server, twilio_http, twilio_world)
+    server, http, world, standin = twilio
+    await sent_message(server, http, world)
     stranger = new_sid("SM")
 
-    response = await post_status(twilio_http, twilio_server.settings, stranger, "delivered")
+    response = await post_status(http, server.settings, stranger, "delivered")
 
     assert response.status_code == 200
-    async with twilio_server.state.reading() as session:
+    async with server.state.reading() as session:
         [pending] = (await session.scalars(select(PendingStatus))).all()
     assert (pending.twilio_sid, pending.status) == (stranger, "delivered")
-    assert [m.status for m in await messages(twilio_server.state, direction="outbound")] == [
-        "queued"
-    ]
+    assert [m.status for m in await messages(server.state, direction="outbound")] == ["queued"]
 
 
 async def test_a_status_callback_with_a_bad_signature_changes_nothing(
-    twilio_server: LiveServer,
-    twilio_http: httpx.AsyncClient,
-    twilio_world: World,
-    standin: TwilioStandIn,
+    twilio: TwilioEnv,
 ) -> None:
-    message_id, sid = await sent_message(twilio_server, twilio_http, twilio_world)
-    settings = twilio_server.settings
+    server, http, world, standin = twilio
+    message_id, sid = await sent_message(server, http, world)
+    settings = server.settings
     params = status_params(sid, "delivered")
 
-    forged = await signed_post(twilio_http, settings, "/twilio/status", params, token="guess")
+    forged = await signed_post(http, settings, "/twilio/status", params, token="guess")
     wrong_scheme = await signed_post(
-        twilio_http,
+        http,
         settings,
         "/twilio/status",
         params,
         signed_url=settings.public_base.replace("http://", "https://") + "/twilio/status",
     )
-    unsigned = await twilio_http.post("/twilio/status", data=params)
+    unsigned = await http.post("/twilio/status", data=params)
 
     assert [r.status_code for r in (forged, wrong_scheme, unsigned)] == [403, 403, 403]
-    assert (await message(twilio_server.state, message_id)).status == "queued"
-    assert await count(twilio_server.state, PendingStatus) == 0
+    assert (await message(server.state, message_id)).status == "queued"
+    assert await count(server.state, PendingStatus) == 0
 
 
 @pytest.mark.parametrize(
@@ -157,29 +147,26 @@ async def test_a_status_callback_with_a_bad_signature_changes_nothing(
     ],
 )
 async def test_malformed_or_unknown_callbacks(
-    twilio_server: LiveServer,
-    twilio_http: httpx.AsyncClient,
-    twilio_world: World,
+    twilio: TwilioEnv,
     params: dict[str, str],
     code: int,
 ) -> None:
-    response = await signed_post(twilio_http, twilio_server.settings, "/twilio/status", params)
+    server, http, world, standin = twilio
+    response = await signed_post(http, server.settings, "/twilio/status", params)
 
     assert response.status_code == code
-    assert await count(twilio_server.state, PendingStatus) == 0
+    assert await count(server.state, PendingStatus) == 0
 
 
 async def test_a_status_reporting_21610_records_the_opt_out(
-    twilio_server: LiveServer,
-    twilio_http: httpx.AsyncClient,
-    twilio_world: World,
-    standin: TwilioStandIn,
+    twilio: TwilioEnv,
 ) -> None:
-    message_id, sid = await sent_message(twilio_server, twilio_http, twilio_world)
+    server, http, world, standin = twilio
+    message_id, sid = await sent_message(server, http, world)
 
-    await post_status(twilio_http, twilio_server.settings, sid, "failed", "21610")
+    await post_status(http, server.settings, sid, "failed", "21610")
 
-    stored = await message(twilio_server.state, message_id)
+    stored = await message(server.state, message_id)
     assert (stored.status, stored.error_code) == ("failed", "21610")
-    async with twilio_server.state.reading() as session:
-        assert await is_opted_out(session, twilio_world.service_a, STUDENT)
+    async with server.state.reading() as session:
+        assert await is_opted_out(session, world.service_a, STUDENT)
