@@ -26,8 +26,9 @@ SLOW_CONSUMER_REASON = f"slow consumer; {protocol.RESUME_HINT}"
 class SendLimits:
     max_frames: int = 2000
     max_bytes: int = 4 * 1024 * 1024
-    # Replays wait until the queue is this short before adding more.
+    # Replays wait until the queue is this short (in frames and bytes) before adding more.
     low_water: int = 200
+    low_water_bytes: int = 512 * 1024
     # A single frame the client does not take within this long marks it as stalled.
     send_timeout: float = 10.0
     close_timeout: float = 5.0
@@ -89,7 +90,7 @@ class Connection:
             log.info("closing slow consumer %s (%d frames queued)", self.key, len(self._queue))
             self.close(protocol.CLOSE_SLOW, SLOW_CONSUMER_REASON)
             return
-        if len(self._queue) > self.limits.low_water:
+        if not self.has_room:
             self._drained.clear()
         self._wakeup.set()
 
@@ -100,37 +101,51 @@ class Connection:
         self._queued_bytes = sum(len(data) for _, data in kept)
         self._note_drain()
 
-    def close(self, code: int, reason: str) -> None:
-        """Drop what is queued and close the socket with `code` and `reason` (once)."""
+    def close(self, code: int, reason: str, flush: bool = False) -> None:
+        """Close the socket with `code` and `reason` (once), after writing what is queued when
+        `flush`, else dropping it. Nothing more is queued from now on."""
         if self._close is not None:
             return
         self._close = (code, reason)
-        self._queue.clear()
-        self._queued_bytes = 0
+        if not flush:
+            self._drop_queue()
         self._drained.set()
         self._wakeup.set()
+
+    def _drop_queue(self) -> None:
+        self._queue.clear()
+        self._queued_bytes = 0
 
     def abandon(self) -> None:
         """The client has gone: stop queuing, nothing to close."""
         if self._close is None:
             self._close = (protocol.CLOSE_NORMAL, "")
-        self._queue.clear()
+        self._drop_queue()
         self._drained.set()
 
+    @property
+    def has_room(self) -> bool:
+        """Short enough a queue for a replay to add to it."""
+        return (
+            len(self._queue) <= self.limits.low_water
+            and self._queued_bytes <= self.limits.low_water_bytes
+        )
+
     async def wait_drained(self) -> None:
+        """Until the queue has room again (or the connection is closing)."""
         await self._drained.wait()
 
     def _note_drain(self) -> None:
-        if len(self._queue) <= self.limits.low_water:
+        if self.has_room:
             self._drained.set()
 
     async def write_loop(self) -> None:
         """Write queued frames in order; then, if asked to, close the socket."""
         try:
-            while self._close is None:
+            while self._close is None or self._queue:
                 await self._wakeup.wait()
                 self._wakeup.clear()
-                while self._queue and self._close is None:
+                while self._queue:
                     _, data = self._queue.popleft()
                     self._queued_bytes -= len(data)
                     self._note_drain()
@@ -140,6 +155,8 @@ class Connection:
                     except TimeoutError:
                         log.info("closing stalled consumer %s", self.key)
                         self.close(protocol.CLOSE_SLOW, SLOW_CONSUMER_REASON)
+                        self._drop_queue()
+            assert self._close is not None
             code, reason = self._close
             with contextlib.suppress(TransportClosed, TimeoutError):
                 async with asyncio.timeout(self.limits.close_timeout):

@@ -48,8 +48,8 @@ class NodeOptions:
     # publish was lost still arrive.
     poll_interval: float = 1.0
     typing_ttl: float = 6.0
-    presence_ttl: float = 15.0
-    presence_heartbeat: float = 5.0
+    presence_ttl: float = 10.0
+    presence_heartbeat: float = 3.0
     # Re-check every socket's access this often, in case an access change was not announced.
     access_sweep: float = 60.0
     control_channel: str = "_control"
@@ -233,7 +233,7 @@ class Node:
             len(data) if isinstance(data, bytes) or len(data) * 4 <= limit else len(data.encode())
         )
         if size > limit:
-            connection.close(protocol.CLOSE_TOO_BIG, f"frame larger than {limit} bytes")
+            connection.close(protocol.CLOSE_TOO_BIG, f"frame larger than {limit} bytes", flush=True)
             return
         try:
             await self._dispatch(
@@ -243,7 +243,7 @@ class Node:
             connection.bad_frames += 1
             connection.send(protocol.error(exc.code, exc.detail, exc.channel))
             if connection.bad_frames > self.options.max_bad_frames:
-                connection.close(protocol.CLOSE_POLICY, "too many bad frames")
+                connection.close(protocol.CLOSE_POLICY, "too many bad frames", flush=True)
         except Exception:
             log.exception("a frame from %s failed", connection.key)
             connection.send(protocol.error("unavailable", "the server could not do this now"))

@@ -40,9 +40,10 @@ def choose_subprotocol(offered: Sequence[str]) -> tuple[str, str | None] | None:
 
     A client that offers no subprotocol gets msgpack, the default.
     """
-    if not offered:
+    names = [name for name in offered if name]
+    if not names:
         return MSGPACK, None
-    for name in offered:
+    for name in names:
         if name in SUBPROTOCOLS:
             return name, name
     return None

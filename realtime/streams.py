@@ -267,6 +267,10 @@ class Streams:
                     self._resync(stream, sub)  # the gap is older than the retained backlog
                     return
                 for envelope in events:
+                    if not connection.has_room:
+                        await connection.wait_drained()
+                        if not sub.active:
+                            return
                     seq = int(envelope["seq"])
                     if seq != sub.last + 1:
                         break
@@ -274,7 +278,6 @@ class Streams:
                         protocol.event(channel, envelope["type"], envelope["data"], seq), channel
                     )
                     sub.last = seq
-                await connection.wait_drained()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,7 @@ import msgpack
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from server.auth import SESSION_COOKIE, start_session
+from server.auth import SESSION_COOKIE, authenticate_token, start_session
 from server.services.users import create_user
 from server.state import AppState
 from store import outbox
@@ -50,7 +50,7 @@ class LiveClient:
         ws = await connect(
             url,
             additional_headers=headers,
-            subprotocols=list(subprotocols if subprotocols is not None else [encoding]),
+            subprotocols=list(subprotocols if subprotocols is not None else [encoding]) or None,
             origin=origin,  # type: ignore[arg-type]
             open_timeout=TIMEOUT,
             max_size=None,
@@ -64,8 +64,8 @@ class LiveClient:
         else:
             await self.ws.send(json.dumps(frame))
 
-    async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
-        data = await asyncio.wait_for(self.ws.recv(), timeout)
+    async def recv(self, within: float = TIMEOUT) -> dict[str, Any]:
+        data = await asyncio.wait_for(self.ws.recv(), within)
         if self.encoding == "msgpack":
             assert isinstance(data, bytes), "msgpack frames are binary"
             frame = msgpack.unpackb(data, raw=False)
@@ -76,9 +76,9 @@ class LiveClient:
         self.frames.append(frame)
         return frame
 
-    async def expect(self, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
+    async def expect(self, within: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
         """The next frame, which must carry `fields`."""
-        frame = await self.recv(timeout)
+        frame = await self.recv(within)
         for key, value in fields.items():
             assert frame.get(key) == value, f"expected {key}={value!r} in {frame!r}"
         return frame
@@ -90,20 +90,20 @@ class LiveClient:
         await self.send(frame)
         return await self.expect(op="subscribed", channel=channel)
 
-    async def events(self, channel: str, count: int, timeout: float = TIMEOUT) -> list[dict]:
+    async def events(self, channel: str, count: int, within: float = TIMEOUT) -> list[dict]:
         """The next `count` frames, all of which must be events on `channel`."""
         got = []
         for _ in range(count):
-            frame = await self.recv(timeout)
+            frame = await self.recv(within)
             assert frame.get("op") == "event" and frame.get("channel") == channel, frame
             got.append(frame)
         return got
 
-    async def until(self, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
+    async def until(self, within: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
         """Skip frames until one carries `fields` (the skipped ones stay in `frames`)."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while True:
-                frame = await self.recv(timeout)
+                frame = await self.recv(within)
                 if all(frame.get(k) == v for k, v in fields.items()):
                     return frame
 
@@ -118,12 +118,12 @@ class LiveClient:
             pass
         return got
 
-    async def closed(self, timeout: float = TIMEOUT) -> tuple[int | None, str | None]:
+    async def closed(self, within: float = TIMEOUT) -> tuple[int | None, str | None]:
         """Read until the server closes; the close code and reason."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within):
                 while True:
-                    await self.ws.recv()
+                    await self.recv(within)
         except ConnectionClosed as exc:
             return (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (None, None)
         raise AssertionError("the socket stayed open")
@@ -140,6 +140,7 @@ def seqs(frames: Sequence[dict[str, Any]], channel: str) -> list[int]:
 class Member:
     user: User
     token: str
+    session_id: int
 
 
 @dataclass
@@ -163,7 +164,9 @@ async def add_user(state: AppState, email: str, role: str = "staff", name: str =
             session, email=email, password="password-123", name=name, role=role
         )
         token = await start_session(session, user)
-    return Member(user, token)
+        found = await authenticate_token(session, token)
+        assert found is not None
+    return Member(user, token, found[1].id)
 
 
 async def sign_in(state: AppState, user: User) -> str:
@@ -205,3 +208,12 @@ async def emit(
     async with state.transaction() as session:
         for n in range(count):
             outbox.emit(session, channel, type, {"n": n, **data})
+
+
+async def eventually(condition: Callable[[], bool], within: float = TIMEOUT) -> None:
+    """Wait for `condition` to hold (the timeout is only a failure guard)."""
+    for _ in range(int(within / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    assert condition(), "condition never held"
