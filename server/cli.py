@@ -71,13 +71,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, host: str, port: int) -> int:
+    import socket
+
     import uvicorn
 
+    from server import live
     from server.app import create_app
+    from server.state import AppState
+
+    class Server(uvicorn.Server):
+        """On shutdown the realtime node closes the sockets first, with its "reconnect and
+        resume with since" reason; uvicorn alone would cut them with a bare 1012."""
+
+        def __init__(self, config: uvicorn.Config, state: AppState) -> None:
+            super().__init__(config)
+            self.state = state
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            for server in self.servers:
+                server.close()  # no new connections while the sockets drain
+            await live.drain(self.state)
+            await super().shutdown(sockets)
 
     upgrade(settings.database_url)
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         ws="websockets",
@@ -87,7 +106,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    Server(config, app.state.switchboard).run()
     return 0
 
 
