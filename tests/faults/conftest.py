@@ -7,6 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.postgres_cluster import PrivateCluster
+from tests.worker.conftest import start_worker
+
+__all__ = ["pg_cluster", "start_worker"]
 
 
 @pytest.fixture(scope="session")
