@@ -75,6 +75,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 
     import uvicorn
 
+    from realtime import NodeOptions
     from server import live
     from server.app import create_app
     from server.state import AppState
@@ -101,6 +102,8 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         port=port,
         ws="websockets",
         ws_per_message_deflate=False,
+        # Refuse an oversized frame from its header, before reading it into memory.
+        ws_max_size=NodeOptions().max_frame_bytes,
         proxy_headers=False,
         log_config=None,
         access_log=False,
