@@ -24,7 +24,7 @@ from server.page_data import (
     service_states,
 )
 from server.page_shell import Viewer, channel_seqs, page, path_id, render, viewer_of
-from server.routes import admin_pages, simulator_page
+from server.routes import admin_pages, campaign_pages, simulator_page
 from server.static_files import CachedStaticFiles
 from server.templating import STATIC_DIR, templates
 
@@ -164,6 +164,7 @@ routes: list[BaseRoute] = [
     Route("/inboxes/{id}", page(inbox_page), methods=["GET"]),
     Route("/conversations/{id}", page(thread_page), methods=["GET"]),
     Route("/contacts/{id}", page(contact_page), methods=["GET"]),
+    *campaign_pages.routes,
     *admin_pages.routes,
     *simulator_page.routes,
     Mount("/static", CachedStaticFiles(directory=STATIC_DIR), name="static"),

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, expect
 
 from tests.browser.support import (
     LIVE,
-    ErrorWatch,
+    Contexts,
     Team,
     assert_not_reloaded,
     live_ready,
     mark_no_reload,
-    new_context,
     sign_in,
     text_in,
 )
@@ -40,10 +39,10 @@ async def open_inbox(page: Page) -> None:
 
 
 async def test_two_staff_share_an_inbox_live(
-    browser: Browser, live_server: LiveServer, team: Team, watch: ErrorWatch
+    contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:
-    ann = await sign_in(await new_context(browser, watch), live_server, team.emails["ann"])
-    ben = await sign_in(await new_context(browser, watch), live_server, team.emails["ben"])
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
+    ben = await sign_in(await contexts.new(), live_server, team.emails["ben"])
     for page in (ann, ben):
         await open_inbox(page)
         await mark_no_reload(page)
@@ -119,9 +118,9 @@ async def test_two_staff_share_an_inbox_live(
 
 
 async def test_reading_in_one_tab_clears_unread_in_my_other_tabs(
-    browser: Browser, live_server: LiveServer, team: Team, watch: ErrorWatch
+    contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:
-    context = await new_context(browser, watch)
+    context = await contexts.new()
     first = await sign_in(context, live_server, team.emails["ann"])
     await text_in(live_server, MARIA, team.number, "Are you open on Saturday?")
     await open_inbox(first)
@@ -142,12 +141,10 @@ async def test_reading_in_one_tab_clears_unread_in_my_other_tabs(
     await assert_not_reloaded(first)
 
 
-async def test_unread_filter(
-    browser: Browser, live_server: LiveServer, team: Team, watch: ErrorWatch
-) -> None:
+async def test_unread_filter(contexts: Contexts, live_server: LiveServer, team: Team) -> None:
     await text_in(live_server, MARIA, team.number, "First question")
     await text_in(live_server, "+16175550144", team.number, "Second question")
-    ann = await sign_in(await new_context(browser, watch), live_server, team.emails["ann"])
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
     await open_inbox(ann)
     await expect(ann.locator(".conv")).to_have_count(2)
 
@@ -176,10 +173,10 @@ async def test_unread_filter(
 
 
 async def test_access_revoked_takes_the_inbox_away_at_once(
-    browser: Browser, live_server: LiveServer, team: Team, watch: ErrorWatch
+    contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:
     await text_in(live_server, MARIA, team.number, "Hello?")
-    ben = await sign_in(await new_context(browser, watch), live_server, team.emails["ben"])
+    ben = await sign_in(await contexts.new(), live_server, team.emails["ben"])
     await open_inbox(ben)
     await ben.get_by_text("Hello?").click()
     await ben.wait_for_selector('body[data-page="thread"]')

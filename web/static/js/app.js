@@ -7,6 +7,7 @@ import { initList } from "./list.js";
 import { initThread } from "./thread.js";
 import { initContact } from "./contact.js";
 import { initAdmin } from "./admin.js";
+import { initCampaign } from "./campaign.js";
 import { initSimulator } from "./simulator.js";
 
 rememberTimeZone();
@@ -57,6 +58,7 @@ if (page === "inbox" || page === "thread") initList(context);
 if (page === "thread") initThread(context);
 if (page === "contact") initContact(context);
 if (page && page.startsWith("admin")) initAdmin(context);
+if (page === "admin-campaigns" || page === "admin-campaign") initCampaign(context);
 if (page === "simulator") initSimulator(context);
 
 for (const { channel, since } of boot.channels || []) live.subscribe(channel, since);
