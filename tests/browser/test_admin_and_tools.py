@@ -207,6 +207,12 @@ async def test_staff_get_no_admin_or_simulator_pages(
         response = await ann.goto(live_server.base_url + path)
         assert response is not None and response.status == 403
         await expect(ann.locator("h1")).to_have_text("Admins only")
+    # Signing out ends the session: the next page asks to sign in again.
+    await ann.get_by_role("button", name="Sign out").click()
+    await expect(ann.get_by_role("heading", name="Sign in")).to_be_visible()
+    await ann.goto(live_server.base_url + f"/inboxes/{team.inbox}")
+    await expect(ann.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert "/?next=" in ann.url
 
 
 async def test_campaign_from_draft_to_done_with_live_progress(
