@@ -191,6 +191,8 @@ async def day_at_the_office(office: Office, browser: Browser, out: Path) -> None
         ("/admin/numbers", "admin-numbers"),
         ("/admin/services", "admin-services"),
         ("/admin/users", "admin-users"),
+        ("/admin/campaigns", "admin-campaigns"),
+        (f"/admin/campaigns/{campaign['id']}", "admin-campaign"),
     ):
         await visit(ada, office, path)
         await shoot(ada, out, name)
