@@ -284,29 +284,41 @@ class Node:
             log.warning("opening %s failed (%s)", channel, exc)
             connection.send(protocol.error("unavailable", "try subscribing again", channel))
             return
-        # Access was re-checked while we waited: the answer above may be stale.
-        while epoch != connection.access_epoch:
-            epoch = connection.access_epoch
-            if not await self._authorized(connection, channel):
-                self._streams.release(stream)
-                connection.send(
-                    protocol.error("forbidden", "you may not see this channel", channel)
-                )
-                return
+        try:
+            current = await self._streams.current(stream)
+            # Access was re-checked while we waited: the answer above may be stale.
+            while epoch != connection.access_epoch:
+                epoch = connection.access_epoch
+                if not await self._authorized(connection, channel):
+                    self._streams.release(stream)
+                    connection.send(
+                        protocol.error("forbidden", "you may not see this channel", channel)
+                    )
+                    return
+        except Exception:
+            self._streams.release(stream)
+            raise
+        presence = await self._presence_snapshot(channel)
         if connection.closing or channel in connection.subs:
             self._streams.release(stream)
             return
-        assert stream.head is not None
-        sub = Subscription(connection, channel, last=stream.head)
+        sub = Subscription(connection, channel, last=current)
         connection.subs[channel] = sub
-        connection.send(protocol.subscribed(channel, stream.head))
-        self._streams.add(stream, sub, since)
+        connection.send(protocol.subscribed(channel, current))
+        if presence is not None:
+            connection.send(presence, channel)
+        self._streams.add(stream, sub, current, since)
+
+    async def _presence_snapshot(self, channel: str) -> protocol.Frame | None:
+        """Who views the conversation of `channel` (None for other channels, or on failure)."""
         conversation = protocol.conversation_id(channel)
-        if conversation is not None:
-            try:
-                connection.send(await self._presence.current(conversation), channel)
-            except Exception as exc:
-                log.warning("reading presence of %s failed (%s)", channel, exc)
+        if conversation is None:
+            return None
+        try:
+            return await self._presence.current(conversation)
+        except Exception as exc:
+            log.warning("reading presence of %s failed (%s)", channel, exc)
+            return None
 
     async def _authorized(self, connection: Connection, channel: str) -> bool:
         decisions = await self._policy.authorize(connection.principal, [channel])

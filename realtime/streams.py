@@ -111,13 +111,23 @@ class Streams:
             stream.ready.cancel()
         self._spawn(self._unsubscribe(stream.name))
 
-    def add(self, stream: Stream, sub: Subscription, since: int | None) -> None:
-        """Join `sub` to the stream: live at once, or after a replay from `since`."""
+    async def current(self, stream: Stream) -> int:
+        """The channel's current seq: the outbox's, which this process's stream may trail."""
+        assert stream.head is not None
+        committed = (await self._history.heads([stream.name])).get(stream.name, 0)
+        self._want(stream, committed)
+        return max(committed, stream.head)
+
+    def add(self, stream: Stream, sub: Subscription, current: int, since: int | None) -> None:
+        """Join `sub` to the stream: live after `current` at once, or after a replay from
+        `since` (`resync` when `since` is ahead of `current`)."""
         assert stream.head is not None
         stream.subs.add(sub)
-        if since is None or since == stream.head:
-            sub.last = stream.head
+        if since is None or since == current:
+            sub.last = max(current, stream.head)
             sub.live = True
+        elif since > current:
+            self._resync(stream, sub)
         else:
             sub.catch_up = asyncio.create_task(self._catch_up(stream, sub, since))
 
@@ -245,25 +255,16 @@ class Streams:
     # Replays ----------------------------------------------------------------------------------
 
     async def _catch_up(self, stream: Stream, sub: Subscription, since: int) -> None:
+        """Replay the outbox after `since` until it runs dry and the stream is reached."""
         connection = sub.connection
         channel = stream.name
         try:
-            assert stream.head is not None
-            if since > stream.head:
-                heads = await self._history.heads([channel])
-                if since > heads.get(channel, 0):
-                    self._resync(stream, sub)  # ahead of the channel: not ours to trust
-                    return
             sub.last = since
             while sub.active:
-                assert stream.head is not None
-                if sub.last >= stream.head:
-                    sub.live = True  # no await since the check: the seam is exact
-                    return
                 events = await self._history.since(channel, sub.last, self._options.replay_batch)
                 if not sub.active:
                     return
-                if not events or int(events[0]["seq"]) != sub.last + 1:
+                if events and int(events[0]["seq"]) != sub.last + 1:
                     self._resync(stream, sub)  # the gap is older than the retained backlog
                     return
                 for envelope in events:
@@ -278,6 +279,17 @@ class Streams:
                         protocol.event(channel, envelope["type"], envelope["data"], seq), channel
                     )
                     sub.last = seq
+                if len(events) == self._options.replay_batch:
+                    continue
+                assert stream.head is not None
+                if sub.last >= stream.head:
+                    sub.live = True  # no await since the check: the seam is exact
+                    # The outbox was ahead of this process's stream: bring the stream along.
+                    self._want(stream, sub.last)
+                    return
+                if not events:
+                    self._resync(stream, sub)  # the stream is ahead, the outbox lost it
+                    return
         except asyncio.CancelledError:
             raise
         except Exception as exc:

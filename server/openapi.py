@@ -233,6 +233,64 @@ SCHEMAS: dict[str, Schema] = {
         "description": "Twilio's form fields (MessageSid, From, To, Body, MessageStatus, …)",
         "additionalProperties": {"type": "string"},
     },
+    "CampaignCounts": obj(
+        ("total", "sent", "delivered", "failed", "unknown", "skipped_opted_out", "replied"),
+        total=INTEGER,
+        sent=INTEGER,
+        delivered=INTEGER,
+        failed=INTEGER,
+        unknown=INTEGER,
+        skipped_opted_out=INTEGER,
+        replied=INTEGER,
+    ),
+    "Campaign": obj(
+        ("id", "name", "messaging_service_id", "body", "status", "counts"),
+        id=ID,
+        name=STRING,
+        messaging_service_id=ID,
+        body=STRING,
+        status={"enum": ["draft", "scheduled", "sending", "paused", "done", "canceled"]},
+        rate_per_second={"type": "number"},
+        start_at=nullable(TIME),
+        started_at=nullable(TIME),
+        finished_at=nullable(TIME),
+        from_number=nullable(STRING),
+        counts=ref("CampaignCounts"),
+        figures={"type": "object"},
+        warnings={"type": "array", "items": {"type": "object"}},
+    ),
+    "CampaignInput": obj(
+        ("name", "messaging_service_id", "body"),
+        name=STRING,
+        messaging_service_id={**ID, "description": "a blast messaging service"},
+        body={"type": "string", "description": "merge fields: {first_name}, {last_name}, …"},
+        contact_ids={"type": "array", "items": ID},
+        recipients={
+            "type": "array",
+            "items": obj(("phone",), phone=STRING, first_name=STRING, last_name=STRING, fields={}),
+        },
+        filter={"type": "object"},
+        rate_per_second={"type": "number", "exclusiveMinimum": 0},
+        start_at=TIME,
+    ),
+    "RecipientsInput": {
+        "type": "object",
+        "description": "one of contact_ids, recipients, filter (or a text/csv body, or a "
+        "multipart upload with the CSV in `file`)",
+    },
+    "RecipientsAdded": obj(
+        ("added", "already_recipients", "duplicates_merged", "total"),
+        added=INTEGER,
+        already_recipients=INTEGER,
+        duplicates_merged=INTEGER,
+        total=INTEGER,
+    ),
+    "SimulatorText": obj(
+        ("phone", "number", "body"),
+        phone={"type": "string", "description": "the fake phone texting in"},
+        number={"type": "string", "description": "one of our numbers"},
+        body=STRING,
+    ),
     "ReadInput": obj((), message_id={**ID, "description": "default: the newest message"}),
     "ReadState": obj(
         ("conversation_id", "user_id", "message_id", "unread_count", "moved"),
@@ -247,6 +305,7 @@ SCHEMAS: dict[str, Schema] = {
 for _name in ("Inbox", "Conversation", "Message", "Contact", "User", "MessagingService"):
     SCHEMAS[f"{_name}Page"] = page_of(_name)
 SCHEMAS["PhoneNumberPage"] = page_of("PhoneNumber")
+SCHEMAS["CampaignPage"] = page_of("Campaign")
 
 _ERRORS = {
     "400": "the body is not JSON",
@@ -339,7 +398,27 @@ def _twilio(summary: str) -> dict[str, Any]:
     }
 
 
+def _page(summary: str, who: str, params: tuple[Schema, ...] = ()) -> dict[str, Any]:
+    """A server-rendered HTML page; signed in by cookie, else a redirect to the sign-in form."""
+    html = {"text/html": {"schema": {"type": "string"}}}
+    responses: dict[str, Any] = {"200": {"description": summary, "content": html}}
+    if who != "public":
+        responses["303"] = {"description": "not signed in: to the sign-in form"}
+    if who == "admin":
+        responses["403"] = {"description": "staff on an admin page", "content": html}
+    if params or who == "member":
+        responses["404"] = {"description": "no such object or outside your inboxes"}
+    return {
+        "summary": summary,
+        "tags": ["pages"],
+        "parameters": list(params),
+        "security": [{"cookie": []}] if who != "public" else [],
+        "responses": responses,
+    }
+
+
 V1 = "/api/v1"
+CAMPAIGN = f"{V1}/campaigns/{{id}}"
 
 PATHS: dict[str, dict[str, Any]] = {
     f"{V1}/auth/login": {
@@ -539,6 +618,131 @@ PATHS: dict[str, dict[str, Any]] = {
             ok=(201, "Message"),
             errors=(409,),
         )
+    },
+    f"{V1}/campaigns": {
+        "get": operation(
+            "Campaigns, newest first", who="admin", params=(CURSOR,), ok=(200, "CampaignPage")
+        ),
+        "post": operation(
+            "A draft campaign with its recipients (merge fields checked)",
+            who="admin",
+            body="CampaignInput",
+            ok=(201, "Campaign"),
+            errors=(409,),
+        ),
+    },
+    CAMPAIGN: {
+        "get": operation(
+            "A campaign: status, counts, figures",
+            who="admin",
+            params=(PATH_ID,),
+            ok=(200, "Campaign"),
+        )
+    },
+    f"{CAMPAIGN}/recipients": {
+        "get": operation(
+            "Recipients with their state and message status",
+            who="admin",
+            params=(PATH_ID, _param("state", "query", STRING), CURSOR),
+            ok=(200, {"type": "object"}),
+            errors=(422,),
+        ),
+        "post": operation(
+            "Add recipients to a draft (JSON, CSV body or upload)",
+            who="admin",
+            params=(PATH_ID,),
+            body="RecipientsInput",
+            ok=(200, "RecipientsAdded"),
+            errors=(409,),
+        ),
+    },
+    f"{CAMPAIGN}/preview": {
+        "get": operation(
+            "The first messages as they will read",
+            who="admin",
+            params=(
+                PATH_ID,
+                _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 50}),
+            ),
+            ok=(200, {"type": "object"}),
+            errors=(422,),
+        )
+    },
+    **{
+        f"{CAMPAIGN}/{action}": {
+            "post": operation(
+                summary, who="admin", params=(PATH_ID,), ok=(200, "Campaign"), errors=(409,)
+            )
+        }
+        for action, summary in (
+            ("send", "Start sending (or schedule, when start_at is ahead)"),
+            ("pause", "Pause a sending or scheduled campaign"),
+            ("resume", "Resume a paused campaign"),
+            ("cancel", "Stop for good; in-flight sends finish"),
+        )
+    },
+    "/simulator/thread": {
+        "get": operation(
+            "Simulator mode: what the fake phone shows",
+            who="admin",
+            params=(_param("phone", "query", STRING), _param("number", "query", STRING)),
+            ok=(200, {"type": "object"}),
+            errors=(404, 422),
+        )
+    },
+    "/simulator/messages": {
+        "post": operation(
+            "Simulator mode: text in as any phone (a signed webhook to PUBLIC_URL)",
+            who="admin",
+            body="SimulatorText",
+            ok=(201, {"type": "object"}),
+            errors=(404, 502),
+        )
+    },
+    "/ws": {
+        "get": {
+            "summary": "The live protocol (websocket; subprotocol msgpack or json), SPEC section 5",
+            "tags": ["live"],
+            "parameters": [
+                _param("Sec-WebSocket-Protocol", "header", {"enum": ["msgpack", "json"]}),
+            ],
+            "responses": {
+                "101": {"description": "switching protocols"},
+                "400": {"description": "no supported subprotocol"},
+                "401": {"description": "not signed in"},
+                "403": {"description": "cookie sign-in from another origin"},
+            },
+        }
+    },
+    "/": {"get": _page("The sign-in form, or my inboxes with unread counts", "public")},
+    "/inboxes/{id}": {"get": _page("An inbox's conversations, live", "member", (PATH_ID,))},
+    "/conversations/{id}": {"get": _page("A thread, live", "member", (PATH_ID,))},
+    "/contacts/{id}": {"get": _page("A contact record", "member", (PATH_ID,))},
+    "/admin": {
+        "get": {
+            "summary": "To the admin pages",
+            "tags": ["pages"],
+            "security": [],
+            "responses": {"307": {"description": "to /admin/inboxes"}},
+        }
+    },
+    "/admin/inboxes": {"get": _page("Admin: inboxes", "admin")},
+    "/admin/inboxes/{id}": {"get": _page("Admin: one inbox", "admin", (PATH_ID,))},
+    "/admin/services": {"get": _page("Admin: messaging services", "admin")},
+    "/admin/numbers": {"get": _page("Admin: phone numbers and routing", "admin")},
+    "/admin/users": {"get": _page("Admin: users", "admin")},
+    "/admin/{rest}": {
+        "get": _page("Admin: anything else (not found)", "admin", (_param("rest", "path", STRING),))
+    },
+    "/simulator": {"get": _page("Simulator mode: the fake phone", "admin")},
+    "/static/{path}": {
+        "get": {
+            "summary": "Static files of the pages (CSS, scripts, fonts, images)",
+            "tags": ["pages"],
+            "security": [],
+            "parameters": [_param("path", "path", STRING)],
+            "responses": {"200": {"description": "the file"}, "404": {"description": "none"}},
+        }
     },
     "/twilio/messages": {
         "post": _twilio("Twilio inbound SMS webhook (signed against PUBLIC_URL)"),

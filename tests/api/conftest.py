@@ -11,7 +11,7 @@ import pytest
 
 from server.auth import start_session
 from server.state import AppState
-from store.models import Inbox, User
+from store.models import Campaign, CampaignRecipient, Inbox, User
 from tests.api import builders as b
 from tests.support.live_server import LiveServer
 
@@ -24,6 +24,7 @@ class World:
     tokens: dict[str, str] = field(default_factory=dict)
     users: dict[str, int] = field(default_factory=dict)
     ids: dict[str, int] = field(default_factory=dict)
+    numbers: dict[str, str] = field(default_factory=dict)
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -79,6 +80,18 @@ async def build_world(state: AppState) -> World:
         msg_b = await b.message(s, conv_b, body="hi from Bea")
         msg_u = await b.message(s, conv_u, body="who is this")
         await b.message(s, conv_shared_b, body="from Sam")
+        campaigns = {}
+        for status in ("draft", "to_send", "sending", "paused", "to_cancel"):
+            campaign = Campaign(
+                name=f"Campaign {status}",
+                messaging_service_id=blast.id,
+                body="Hi {first_name}",
+                status=status if status in ("sending", "paused") else "draft",
+            )
+            s.add(campaign)
+            await s.flush()
+            s.add(CampaignRecipient(campaign_id=campaign.id, contact_id=contact_a.id))
+            campaigns[f"campaign_{status}"] = campaign.id
     world.users = {"admin": admin.id, **{name: u.id for name, u in people.items()}}
     world.ids = {
         "inbox_a": inbox_a.id,
@@ -99,7 +112,9 @@ async def build_world(state: AppState) -> World:
         "msg_a": msg_a.id,
         "msg_b": msg_b.id,
         "msg_u": msg_u.id,
+        **campaigns,
     }
+    world.numbers = {"a": number_a.number, "b": number_b.number}
     for name, person in [("admin", admin), *people.items()]:
         world.tokens[name] = await sign_in(state, person)
     async with state.transaction() as s:

@@ -7,7 +7,7 @@ import re
 import httpx
 from openapi_spec_validator import validate
 
-from tests.api.test_access_matrix import http_routes
+from tests.api.test_access_matrix import http_routes, websocket_routes
 from tests.support.live_server import LiveServer
 
 
@@ -27,7 +27,7 @@ async def test_openapi_describes_every_route(
     routes = {
         (method, re.sub(r"{(\w+):\w+}", r"{\1}", path))
         for method, path in http_routes(live_server.app)
-    }
+    } | {("GET", path) for path in websocket_routes(live_server.app)}
     assert sorted(routes - described) == [], "routes missing from /openapi.json"
     assert sorted(described - routes) == [], "/openapi.json describes routes that do not exist"
     for path, operations in document["paths"].items():
