@@ -410,7 +410,7 @@ def _conflict(campaign: Campaign, action: str) -> ApiError:
         409,
         "bad_status",
         f"cannot {action} a campaign that is {campaign.status}",
-        status=campaign.status,
+        campaign_status=campaign.status,
     )
 
 

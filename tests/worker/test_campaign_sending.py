@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +230,84 @@ async def test_worker_killed_mid_send_never_sends_twice_and_shows_unknown(
     shown = next(item for item in unknown if item["contact"]["phone"] == stuck)
     assert shown["message"]["status"] == "unknown"
     assert "not sent again" in shown["message"]["error_message"]
+
+
+async def settled(server: LiveServer, campaign_id: int) -> bool:
+    """Nothing of the campaign is claimed or being sent right now."""
+    async with server.state.reading() as session:
+        busy = await session.scalar(
+            select(CampaignRecipient.id).where(
+                CampaignRecipient.campaign_id == campaign_id,
+                CampaignRecipient.state.in_(("claimed", "sending")),
+            )
+        )
+    return busy is None
+
+
+async def test_pause_stops_sending_resume_finishes_cancel_drops_the_rest(
+    blast_server: LiveServer,
+    blast_http: httpx.AsyncClient,
+    blast: Blast,
+    twilio: TimedStandIn,
+    start_worker: StartWorker,
+) -> None:
+    contacts = await add_contacts(blast_server.state, 40)
+    first = await create(blast_http, blast, body="one", contact_ids=contacts, rate_per_second=10)
+    await start_worker(blast_server.settings)
+    await act(blast_http, blast, first["id"], "send")
+    await twilio.wait_for(lambda: len(twilio.messages()) >= 5, within=30)
+
+    paused = await act(blast_http, blast, first["id"], "pause")
+    assert paused["status"] == "paused"
+    await poll(lambda: settled(blast_server, first["id"]))
+    at_pause = len(twilio.messages())
+    # A second campaign keeps going meanwhile: once it is done, the paused one had its chance.
+    other = await create(blast_http, blast, body="two", contact_ids=contacts[:5])
+    await act(blast_http, blast, other["id"], "send")
+    await until_done(blast_http, blast, other["id"])
+    assert len([r for r in twilio.messages() if r.param("Body") == "one"]) == at_pause
+    shown = await show(blast_http, blast, first["id"])
+    assert shown["counts"]["queued"] == 40 - at_pause
+
+    await act(blast_http, blast, first["id"], "resume")
+    final = await until_done(blast_http, blast, first["id"])
+    ones = [r.param("To") for r in twilio.messages() if r.param("Body") == "one"]
+    assert sorted(ones) == sorted({phone(2000 + i) for i in range(40)})
+    assert final["counts"]["sent"] == 40
+
+    third = await create(blast_http, blast, body="three", contact_ids=contacts, rate_per_second=5)
+    await act(blast_http, blast, third["id"], "send")
+    await twilio.wait_for(lambda: any(r.param("Body") == "three" for r in twilio.messages()))
+    canceled = await act(blast_http, blast, third["id"], "cancel")
+    assert canceled["status"] == "canceled"
+    await poll(lambda: settled(blast_server, third["id"]))
+    final = await show(blast_http, blast, third["id"])
+    threes = [r for r in twilio.messages() if r.param("Body") == "three"]
+    assert final["counts"]["sent"] == len(threes) < 40
+    assert final["counts"]["canceled"] == 40 - len(threes)
+    assert final["status"] == "canceled"
+
+
+async def test_a_scheduled_campaign_starts_at_its_time(
+    blast_server: LiveServer,
+    blast_http: httpx.AsyncClient,
+    blast: Blast,
+    twilio: TimedStandIn,
+    start_worker: StartWorker,
+) -> None:
+    contacts = await add_contacts(blast_server.state, 2)
+    start_at = datetime.now(UTC) + timedelta(seconds=2)
+    created = await create(
+        blast_http,
+        blast,
+        body="Doors open",
+        contact_ids=contacts,
+        start_at=start_at.isoformat().replace("+00:00", "Z"),
+    )
+    await start_worker(blast_server.settings)
+    scheduled = await act(blast_http, blast, created["id"], "send")
+    assert (scheduled["status"], scheduled["started_at"]) == ("scheduled", None)
+    final = await until_done(blast_http, blast, created["id"])
+    assert final["counts"]["sent"] == 2
+    started = datetime.fromisoformat(final["started_at"].replace("Z", "+00:00"))
+    assert started >= start_at
