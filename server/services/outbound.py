@@ -24,7 +24,7 @@ from server.services.segments import segment_count
 from server.state import AppState
 from server.twilio.gateway import Gateway, SendResult
 from server.twilio.setup import gateway_of
-from store.models import Contact, Conversation, Inbox, Message, MessagingService, PhoneNumber
+from store.models import Contact, Conversation, Inbox, Message, PhoneNumber
 
 log = logging.getLogger("switchboard.outbound")
 
@@ -111,9 +111,7 @@ async def _send(
                 f"{contact.phone} has opted out of messages from {number.number}'s "
                 "messaging service",
             )
-        service_sid = await session.scalar(
-            select(MessagingService.sid).where(MessagingService.id == number.messaging_service_id)
-        )
+        service_sid = number.messaging_service.sid
         message = Message(
             direction="outbound",
             tag=tag,
@@ -141,7 +139,16 @@ async def _hand_over(
         status_callback=state.settings.public_base + STATUS_CALLBACK_PATH,
         messaging_service_sid=service_sid,
     )
-    message = await _store_result(state, message.id, result)
+    try:
+        message = await _store_result(state, message.id, result)
+    except Exception:
+        log.exception(
+            "message %s went to Twilio (sid %s, %s) but its outcome could not be stored",
+            message.id,
+            result.sid,
+            result.error_code or result.status,
+        )
+        raise
     if message.twilio_sid is not None:
         await statuses.settle_pending(state, message.twilio_sid)
     return message
@@ -172,10 +179,19 @@ async def _store_result(state: AppState, message_id: int, result: SendResult) ->
     return message
 
 
+async def _is_unrouted(session: AsyncSession, conversation: Conversation) -> bool:
+    inbox = await session.get(Inbox, conversation.inbox_id)
+    return inbox is not None and inbox.is_unrouted
+
+
 async def _sending_number(
     session: AsyncSession, conversation: Conversation, from_number: str | None
 ) -> PhoneNumber:
-    """The number to send from: the one asked for, else sticky, else the inbox's first."""
+    """The number to send from: the one asked for, else sticky, else the inbox's first.
+
+    The sticky number counts while it still feeds this inbox; in the Unrouted inbox (fed by
+    no number) it counts while it is one of ours, so admins can answer strays.
+    """
     if from_number is not None:
         number = await session.scalar(select(PhoneNumber).where(PhoneNumber.number == from_number))
         if number is None:
@@ -184,9 +200,11 @@ async def _sending_number(
     in_inbox = select(PhoneNumber).where(PhoneNumber.inbox_id == conversation.inbox_id)
     if conversation.sticky_number:
         sticky = await session.scalar(
-            in_inbox.where(PhoneNumber.number == conversation.sticky_number)
+            select(PhoneNumber).where(PhoneNumber.number == conversation.sticky_number)
         )
-        if sticky is not None:
+        if sticky is not None and (
+            sticky.inbox_id == conversation.inbox_id or await _is_unrouted(session, conversation)
+        ):
             return sticky
     first = await session.scalar(in_inbox.order_by(PhoneNumber.id).limit(1))
     if first is None:

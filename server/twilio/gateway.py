@@ -8,6 +8,7 @@ own retry option stays off and we add none, so a timeout can never turn into a d
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -61,10 +62,18 @@ class RebasedHttpClient(AsyncTwilioHttpClient):
         super().__init__(pool_connections=True)
         self.api_base = api_base.rstrip("/")
 
-    async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+    async def request(self, method: str, url: str, **kwargs: Any) -> Response:
         if url.startswith(TWILIO_ORIGIN):
             url = self.api_base + url[len(TWILIO_ORIGIN) :]
-        return await super().request(method, url, *args, **kwargs)
+        # Basic auth as a header: aiohttp deprecates its `auth=` parameter.
+        auth = kwargs.pop("auth", None)
+        if auth is not None:
+            credentials = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            kwargs["headers"] = {
+                **(kwargs.get("headers") or {}),
+                "Authorization": f"Basic {credentials}",
+            }
+        return await super().request(method, url, **kwargs)
 
 
 class TwilioGateway:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -259,3 +259,26 @@ async def twilio_http(twilio_server: LiveServer) -> AsyncIterator[httpx.AsyncCli
 @pytest.fixture
 async def twilio_world(twilio_server: LiveServer) -> World:
     return await seed_world(twilio_server.state)
+
+
+@dataclass
+class TwilioEnv:
+    """The app on real credentials against the stand-in, a client for it, and the seeded team."""
+
+    server: LiveServer
+    http: httpx.AsyncClient
+    world: World
+    standin: TwilioStandIn
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.server, self.http, self.world, self.standin))
+
+
+@pytest.fixture
+async def twilio(
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
+    twilio_world: World,
+    standin: TwilioStandIn,
+) -> TwilioEnv:
+    return TwilioEnv(twilio_server, twilio_http, twilio_world, standin)
