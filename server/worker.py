@@ -39,9 +39,10 @@ STOP_GRACE_SECONDS = 30.0
 @dataclass(frozen=True)
 class WorkerOptions:
     poll_seconds: float = 0.5
-    # Sends in flight at once in this worker (across its campaigns).
-    concurrency: int = 16
-    progress_seconds: float = 0.5
+    # Sends in flight at once in this worker (across its campaigns): they overlap Twilio's
+    # latency; more mostly adds contention on the database (SQLite has one writer).
+    concurrency: int = 8
+    progress_seconds: float = 1.0
     notify_poll_seconds: float = 2.0
     send: SendOptions = field(default_factory=SendOptions)
     notify: NotifyOptions = field(default_factory=NotifyOptions)
@@ -54,7 +55,8 @@ class WorkerOptions:
 
         return cls(
             poll_seconds=number("SWITCHBOARD_WORKER_POLL_SECONDS", 0.5),
-            concurrency=int(number("SWITCHBOARD_SEND_CONCURRENCY", 16)),
+            progress_seconds=number("SWITCHBOARD_PROGRESS_SECONDS", 1.0),
+            concurrency=int(number("SWITCHBOARD_SEND_CONCURRENCY", 8)),
             notify_poll_seconds=number("SWITCHBOARD_NOTIFY_POLL_SECONDS", 2.0),
             send=SendOptions(
                 batch=int(number("SWITCHBOARD_CAMPAIGN_BATCH", 50)),
