@@ -39,9 +39,10 @@ STOP_GRACE_SECONDS = 30.0
 @dataclass(frozen=True)
 class WorkerOptions:
     poll_seconds: float = 0.5
-    # Sends in flight at once in this worker (across its campaigns).
-    concurrency: int = 16
-    progress_seconds: float = 0.5
+    # Sends in flight at once in this worker (across its campaigns): they overlap Twilio's
+    # latency; more mostly adds contention on the database (SQLite has one writer).
+    concurrency: int = 8
+    progress_seconds: float = 1.0
     notify_poll_seconds: float = 2.0
     send: SendOptions = field(default_factory=SendOptions)
     notify: NotifyOptions = field(default_factory=NotifyOptions)
@@ -54,11 +55,12 @@ class WorkerOptions:
 
         return cls(
             poll_seconds=number("SWITCHBOARD_WORKER_POLL_SECONDS", 0.5),
-            concurrency=int(number("SWITCHBOARD_SEND_CONCURRENCY", 16)),
+            progress_seconds=number("SWITCHBOARD_PROGRESS_SECONDS", 1.0),
+            concurrency=int(number("SWITCHBOARD_SEND_CONCURRENCY", 8)),
             notify_poll_seconds=number("SWITCHBOARD_NOTIFY_POLL_SECONDS", 2.0),
             send=SendOptions(
                 batch=int(number("SWITCHBOARD_CAMPAIGN_BATCH", 50)),
-                stale_after_seconds=number("SWITCHBOARD_STALE_SEND_SECONDS", 120.0),
+                stale_after_seconds=number("SWITCHBOARD_STALE_SEND_SECONDS", 60.0),
             ),
             notify=NotifyOptions(
                 retry_base_seconds=number("SWITCHBOARD_NOTIFY_RETRY_SECONDS", 15.0),
@@ -94,6 +96,7 @@ class Worker:
             asyncio.create_task(
                 self._forever("campaigns", self._campaign_pass, self.campaigns_wake)
             ),
+            asyncio.create_task(self._forever("heartbeat", self._heartbeat_pass)),
             asyncio.create_task(self._forever("progress", self._progress_pass)),
             asyncio.create_task(self._forever("notifications", self._notification_pass)),
         ]
@@ -144,9 +147,9 @@ class Worker:
     async def _campaign_pass(self) -> float:
         options = self.options
         loop_time = asyncio.get_running_loop().time()
-        if loop_time - self.last_recovery >= max(1.0, options.send.stale_after_seconds / 4):
+        if loop_time - self.last_recovery >= options.send.stale_after_seconds / 4:
             self.last_recovery = loop_time
-            await sending.recover_stale(self.state, options.send)
+            await sending.recover_stale(self.state, options.send, self.id)
         await sending.promote_scheduled(self.state)
         pause = options.poll_seconds
         for campaign_id in await sending.active_campaign_ids(self.state):
@@ -196,6 +199,11 @@ class Worker:
             self.in_flight[campaign_id] -= 1
             if not self.in_flight[campaign_id]:
                 self.campaigns_wake.set()
+
+    async def _heartbeat_pass(self) -> float:
+        busy = [campaign_id for campaign_id, count in self.in_flight.items() if count]
+        await sending.heartbeat(self.state, self.id, busy)
+        return self.options.send.stale_after_seconds / 4
 
     # --- progress ----------------------------------------------------------------------------
 
@@ -249,6 +257,8 @@ async def stop(state: AppState) -> None:
 
 async def run_forever(settings: Settings) -> None:
     """The `switchboard worker` process: runs until SIGTERM or SIGINT, then stops cleanly."""
+    # The twilio library logs every request at INFO: a dozen lines per message of a blast.
+    logging.getLogger("twilio").setLevel(logging.WARNING)
     state = AppState(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.services import campaign_stats, sql
 from server.services.campaigns import locked
+from server.services.claims import claim_update
 from server.services.conversations import (
     announce_status,
     get_or_create_conversation,
@@ -66,8 +67,9 @@ class SendOptions:
     batch: int = 50
     # How far ahead of now a worker may reserve send slots.
     horizon_seconds: float = 2.0
-    # A claim or send older than this belongs to a worker that died.
-    stale_after_seconds: float = 120.0
+    # A claim whose worker has not renewed it for this long belongs to a worker that died.
+    # Workers renew their claims (heartbeat) every quarter of it.
+    stale_after_seconds: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,17 +147,13 @@ async def claim(
             .order_by(CampaignRecipient.id)
             .limit(min(limit, room))
         )
-        if sql.is_postgres(session):
-            pending = pending.with_for_update(skip_locked=True)
-        stmt = (
-            update(CampaignRecipient)
-            .where(
-                CampaignRecipient.id.in_(pending.scalar_subquery()),
-                CampaignRecipient.state == "pending",
-            )
-            .values(state="claimed", claimed_by=worker_id, claimed_at=now)
-            .returning(CampaignRecipient.id, CampaignRecipient.contact_id)
-        )
+        stmt = claim_update(
+            session,
+            CampaignRecipient,
+            pending,
+            CampaignRecipient.state == "pending",
+            {"state": "claimed", "claimed_by": worker_id, "claimed_at": now},
+        ).returning(CampaignRecipient.id, CampaignRecipient.contact_id)
         rows = sorted((await session.execute(stmt)).all())
         if rows:
             campaign.next_slot_at = cursor + interval * len(rows)
@@ -219,7 +217,8 @@ async def send_one(state: AppState, sender: Sender, claimed: Claimed, worker_id:
             update(CampaignRecipient)
             .where(
                 CampaignRecipient.id == claimed.recipient_id,
-                CampaignRecipient.state == "sending",
+                # `unknown`: taken for dead meanwhile; now the answer is known after all.
+                CampaignRecipient.state.in_(("sending", "unknown")),
             )
             .values(state=final, error_code=message.error_code)
         )
@@ -281,9 +280,29 @@ async def _settle(session: AsyncSession, recipient_id: int, state: str, **values
     )
 
 
-async def recover_stale(state: AppState, options: SendOptions) -> dict[str, int]:
-    """Settle what dead workers left: stale claims go back to the queue; stale sends are
-    settled from their message (Twilio's sid: sent or failed; none: `unknown`), never resent."""
+async def heartbeat(state: AppState, worker_id: str, campaign_ids: list[int]) -> int:
+    """Renew this worker's claims and sends, so no one takes it for dead while it works."""
+    if not campaign_ids:
+        return 0
+    async with state.transaction() as session:
+        result = await session.execute(
+            update(CampaignRecipient)
+            .where(
+                CampaignRecipient.campaign_id.in_(campaign_ids),
+                CampaignRecipient.state.in_(("claimed", "sending")),
+                CampaignRecipient.claimed_by == worker_id,
+            )
+            .values(claimed_at=utcnow())
+        )
+        return int(result.rowcount or 0)
+
+
+async def recover_stale(
+    state: AppState, options: SendOptions, worker_id: str | None = None
+) -> dict[str, int]:
+    """Settle what dead workers left (claims not renewed within `stale_after_seconds`):
+    claims go back to the queue; sends are settled from their message (Twilio's sid: sent
+    or failed; none: `unknown`), never sent again. `worker_id`'s own are never touched."""
     now = utcnow()
     cutoff = now - timedelta(seconds=options.stale_after_seconds)
     settled: dict[str, int] = {"requeued": 0, "sent": 0, "failed": 0, "unknown": 0}
@@ -294,9 +313,10 @@ async def recover_stale(state: AppState, options: SendOptions) -> dict[str, int]
             or_(Campaign.finished_at.is_(None), Campaign.finished_at >= cutoff - timedelta(days=1)),
         )
         campaign_ids = list((await session.scalars(stmt)).all())
+    not_mine = CampaignRecipient.claimed_by.is_distinct_from(worker_id)
     for campaign_id in campaign_ids:
         async with state.transaction() as session:
-            in_campaign = CampaignRecipient.campaign_id == campaign_id
+            in_campaign = and_(CampaignRecipient.campaign_id == campaign_id, not_mine)
             requeued = await session.execute(
                 update(CampaignRecipient)
                 .where(

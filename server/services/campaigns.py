@@ -388,11 +388,15 @@ async def preview(session: AsyncSession, campaign: Campaign, limit: int = 5) -> 
 
 
 async def locked(session: AsyncSession, campaign_id: int) -> Campaign:
-    """The campaign, its row locked for this transaction (a no-op lock on SQLite's one writer)."""
+    """The campaign, its row locked for this transaction (a no-op lock on SQLite's one writer).
+
+    FOR NO KEY UPDATE: it does not wait for the key-share locks that messages being inserted
+    with this campaign_id hold on the row.
+    """
     stmt = (
         select(Campaign)
         .where(Campaign.id == campaign_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     campaign = (await session.scalars(stmt)).first()
@@ -406,7 +410,7 @@ def _conflict(campaign: Campaign, action: str) -> ApiError:
         409,
         "bad_status",
         f"cannot {action} a campaign that is {campaign.status}",
-        status=campaign.status,
+        campaign_status=campaign.status,
     )
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import aliased
 
 from server.mailer import Email, Mailer, MailError
 from server.services import sql
+from server.services.claims import claim_update
 from server.state import AppState
 from store.models import (
     Conversation,
@@ -133,21 +134,16 @@ async def claim(
         .order_by(Notification.due_at)
         .limit(options.batch)
     )
-    if sql.is_postgres(session):
-        candidates = candidates.with_for_update(skip_locked=True)
-    stmt = (
-        update(Notification)
-        .where(
-            Notification.id.in_(candidates.scalar_subquery()),
-            Notification.state == "pending",
-            Notification.due_at <= now,
-        )
-        .values(
-            due_at=now + timedelta(seconds=options.lease_seconds),
-            attempts=Notification.attempts + 1,
-        )
-        .returning(Notification.id)
-    )
+    stmt = claim_update(
+        session,
+        Notification,
+        candidates,
+        and_(Notification.state == "pending", Notification.due_at <= now),
+        {
+            "due_at": now + timedelta(seconds=options.lease_seconds),
+            "attempts": Notification.attempts + 1,
+        },
+    ).returning(Notification.id)
     return list((await session.scalars(stmt)).all())
 
 

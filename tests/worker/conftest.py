@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
+import httpx
 import pytest
 
 from server.mailer import make_mailer
@@ -13,7 +14,9 @@ from server.settings import Settings
 from server.state import AppState
 from server.twilio import setup as twilio_setup
 from server.worker import Worker, WorkerOptions
-from tests.worker.support import SmtpSink
+from tests.support.live_server import LiveServer, start_live_server
+from tests.support.messaging import seed_world
+from tests.worker.support import Blast, SmtpSink, TimedStandIn, seed_blast
 
 FAST = WorkerOptions(
     poll_seconds=0.1,
@@ -52,3 +55,30 @@ async def start_worker() -> AsyncIterator[StartWorker]:
         await worker.stop()
         await twilio_setup.stop(state)
         await state.close()
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[TimedStandIn]:
+    """The Twilio stand-in (status callbacks only where a test scripts them)."""
+    async with TimedStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+async def blast_server(settings: Settings, twilio: TimedStandIn) -> AsyncIterator[LiveServer]:
+    """The app with Twilio credentials, its REST calls going to the stand-in (no worker)."""
+    server = await start_live_server(twilio.configure(settings))
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def blast_http(blast_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=blast_server.base_url, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture
+async def blast(blast_server: LiveServer) -> Blast:
+    world = await seed_world(blast_server.state)
+    return await seed_blast(blast_server.state, world)

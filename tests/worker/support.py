@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 from sqlalchemy import select, update
+from starlette.requests import Request
 
 from server.services import sql
 from server.settings import Settings
@@ -32,7 +36,10 @@ from store.models import (
     utcnow,
 )
 from tests.support.live_server import REPO, free_port, settings_env
-from tests.support.messaging import new_sid
+from tests.support.messaging import World, new_sid
+from tests.support.twilio_standin import RecordedRequest, TwilioStandIn
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -88,39 +95,86 @@ class SmtpSink:
             return list(self.received)
 
 
-def spawn_worker(settings: Settings, **env: str) -> subprocess.Popen[bytes]:
-    """`switchboard worker` as a child process on `settings`, with extra environment."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "worker"],
-        cwd=REPO,
-        env={**settings_env(settings), **env},
-    )
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    async def started(self, within: float = 60) -> None:
+        """Wait until the worker says it runs (its loops have begun claiming)."""
+        deadline = time.monotonic() + within
+        while "worker " not in self.output() or " started" not in self.output():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}: {self.output()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the worker process did not start")
+            await asyncio.sleep(0.05)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+def spawn_worker(settings: Settings, log: Path, **env: str) -> WorkerProcess:
+    """`switchboard worker` as a child process on `settings`, logging to `log`."""
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "worker"],
+            cwd=REPO,
+            env={**settings_env(settings), **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    return WorkerProcess(process, log)
+
+
+class TimedStandIn(TwilioStandIn):
+    """The Twilio stand-in, also noting when each create-message request arrived."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.arrivals: list[tuple[float, str]] = []
+
+    async def _record(self, request: Request) -> RecordedRequest:
+        recorded = await super()._record(request)
+        if recorded.path.endswith("/Messages.json"):
+            self.arrivals.append((time.monotonic(), recorded.param("To") or ""))
+        return recorded
+
+    def requested_to(self) -> list[str]:
+        """The `To` of every create request received, answered or not."""
+        return [r.param("To") or "" for r in self.messages()]
+
+    def sent_to(self) -> list[str]:
+        """The `To` of every create request the stand-in accepted."""
+        return [r.param("To") or "" for r in self.messages() if r.response_status == 201]
 
 
 @dataclass
 class Blast:
+    world: World
     service_id: int
     number: str  # routed to the replies inbox
     inbox_id: int
-    admin_id: int
-    token: str
 
     @property
     def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+        return self.world.auth("admin")
 
 
-async def seed_blast(state: AppState, admin_token: str, admin_id: int) -> Blast:
+async def seed_blast(state: AppState, world: World) -> Blast:
     """A blast messaging service whose one number routes to its own "Campaign replies" inbox."""
     async with state.transaction() as session:
         service = MessagingService(sid=new_sid("MG"), name="Blasts", purpose="blast")
@@ -133,7 +187,19 @@ async def seed_blast(state: AppState, admin_token: str, admin_id: int) -> Blast:
                 sid=new_sid("PN"), number=number, messaging_service_id=service.id, inbox_id=inbox.id
             )
         )
-    return Blast(service.id, number, inbox.id, admin_id, admin_token)
+    return Blast(world, service.id, number, inbox.id)
+
+
+async def poll(check: Callable[[], Awaitable[T]], within: float = 60, every: float = 0.25) -> T:
+    """`check()` once it is truthy, asked every `every` seconds (each ask may cost queries)."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s (last: {result!r})")
+        await asyncio.sleep(every)
 
 
 def phone(index: int) -> str:

@@ -1,0 +1,313 @@
+"""Campaigns sent by workers through the Twilio stand-in: claims, throttle, crashes, replies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from store.models import CampaignRecipient, Conversation, Event, Message
+from tests.support.live_server import LiveServer
+from tests.support.messaging import events, eventually, text_in
+from tests.worker.conftest import StartWorker
+from tests.worker.support import (
+    Blast,
+    TimedStandIn,
+    add_contacts,
+    opt_out,
+    phone,
+    poll,
+    spawn_worker,
+    worker_env,
+)
+
+
+async def create(http: httpx.AsyncClient, blast: Blast, **body: Any) -> dict[str, Any]:
+    payload = {"name": "Welcome", "messaging_service_id": blast.service_id, **body}
+    response = await http.post("/api/v1/campaigns", json=payload, headers=blast.auth)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def act(http: httpx.AsyncClient, blast: Blast, campaign_id: int, action: str) -> dict:
+    response = await http.post(f"/api/v1/campaigns/{campaign_id}/{action}", headers=blast.auth)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def show(http: httpx.AsyncClient, blast: Blast, campaign_id: int) -> dict[str, Any]:
+    response = await http.get(f"/api/v1/campaigns/{campaign_id}", headers=blast.auth)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def until_done(http: httpx.AsyncClient, blast: Blast, campaign_id: int, within: float = 60):
+    async def done() -> dict[str, Any] | None:
+        found = await show(http, blast, campaign_id)
+        return found if found["status"] == "done" else None
+
+    return await poll(done, within=within)
+
+
+async def test_campaign_lands_in_threads_and_replies_come_back_to_them(
+    blast_server: LiveServer,
+    blast_http: httpx.AsyncClient,
+    blast: Blast,
+    twilio: TimedStandIn,
+    start_worker: StartWorker,
+) -> None:
+    contacts = await add_contacts(blast_server.state, 3, fields={"school": "Elm High"})
+    for index in range(3):
+        twilio.script(phone(2000 + index), [("sent", None), ("delivered", None)])
+    created = await create(
+        blast_http, blast, body="Hi {first_name} from {school}!", contact_ids=contacts
+    )
+    assert created["status"] == "draft"
+    assert created["counts"]["total"] == 3
+    await act(blast_http, blast, created["id"], "send")
+    await start_worker(blast_server.settings)
+
+    final = await until_done(blast_http, blast, created["id"])
+    assert sorted(twilio.sent_to()) == [phone(2000), phone(2001), phone(2002)]
+    bodies = {r.param("To"): r.param("Body") for r in twilio.messages()}
+    assert bodies[phone(2000)] == "Hi First0 from Elm High!"
+    assert {r.param("From") for r in twilio.messages()} == {blast.number}
+    assert final["counts"]["sent"] == 3
+
+    # Every message is tagged campaign, in the contact's thread of the number's inbox.
+    async with blast_server.state.reading() as session:
+        sent = (await session.scalars(select(Message).order_by(Message.id))).all()
+        assert {(m.tag, m.direction, m.campaign_id) for m in sent} == {
+            ("campaign", "outbound", created["id"])
+        }
+        conversation = await session.get(Conversation, sent[0].conversation_id)
+        assert conversation is not None and conversation.inbox_id == blast.inbox_id
+
+    reply = await text_in(blast_http, blast_server.settings, phone(2000), blast.number, "Thanks!")
+    assert reply.status_code == 200
+    async with blast_server.state.reading() as session:
+        inbound = (
+            await session.scalars(select(Message).where(Message.direction == "inbound"))
+        ).one()
+    assert inbound.conversation_id == sent[0].conversation_id
+
+    async def delivered_and_replied() -> dict[str, Any] | None:
+        found = await show(blast_http, blast, created["id"])
+        counts = found["counts"]
+        return found if counts["delivered"] == 3 and counts["replied"] == 1 else None
+
+    final = await eventually(delivered_and_replied, within=20)
+    assert final["figures"]["delivery_rate"] == 1.0
+    assert final["figures"]["reply_rate_24h"] == round(1 / 3, 4)
+
+    # Progress goes out on campaign:{id}, gap-free, and catches up with replies after the end.
+    async def progress_with_reply() -> list[Event]:
+        found = await events(blast_server.state, f"campaign:{created['id']}", "campaign.progress")
+        return found if found and found[-1].data["counts"]["replied"] == 1 else []
+
+    progress = await eventually(progress_with_reply, within=30)
+    assert [e.seq for e in progress] == list(range(1, len(progress) + 1))
+    assert progress[0].data["status"] == "sending"
+    assert any(e.data["status"] == "done" for e in progress)
+
+
+def busiest_second(arrivals: list[float]) -> int:
+    """The most requests that arrived within any one-second window."""
+    times = sorted(arrivals)
+    most, start = 0, 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= 1.0:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+async def test_two_worker_processes_send_1000_once_each_throttled_skipping_opt_outs(
+    blast_server: LiveServer,
+    blast_http: httpx.AsyncClient,
+    blast: Blast,
+    twilio: TimedStandIn,
+    tmp_path: Path,
+) -> None:
+    rate = 100
+    contacts = await add_contacts(blast_server.state, 1000)
+    opted_out = [phone(2000 + i) for i in range(0, 1000, 20)]  # 50 of them
+    await opt_out(blast_server.state, blast.service_id, opted_out)
+    created = await create(
+        blast_http,
+        blast,
+        body="Hi {first_name}, orientation is on Monday.",
+        contact_ids=contacts,
+        rate_per_second=rate,
+    )
+    workers = [
+        spawn_worker(blast_server.settings, tmp_path / f"worker{n}.log", **worker_env())
+        for n in range(2)
+    ]
+    try:
+        for worker in workers:
+            await worker.started()
+        await act(blast_http, blast, created["id"], "send")
+        final = await until_done(blast_http, blast, created["id"], within=120)
+    finally:
+        for worker in workers:
+            worker.stop()
+
+    sent_to = twilio.sent_to()
+    assert len(sent_to) == len(set(sent_to)) == 950, "someone was messaged twice or not at all"
+    assert not set(sent_to) & set(opted_out)
+    bodies = {r.param("To"): r.param("Body") for r in twilio.messages()}
+    assert bodies[phone(2001)] == "Hi First1, orientation is on Monday."
+    counts = final["counts"]
+    assert (counts["total"], counts["sent"], counts["skipped_opted_out"]) == (1000, 950, 50)
+    assert counts["failed"] == counts["unknown"] == counts["queued"] == 0
+
+    # Both workers took part, and together they held the rate: no second carried more than
+    # the rate (with a little slack for network jitter), and the whole took as long as it must.
+    async with blast_server.state.reading() as session:
+        claimants = set(
+            (
+                await session.scalars(
+                    select(CampaignRecipient.claimed_by).where(CampaignRecipient.state == "sent")
+                )
+            ).all()
+        )
+    assert len(claimants) == 2
+    arrivals = [moment for moment, _ in twilio.arrivals]
+    assert busiest_second(arrivals) <= rate * 1.15
+    assert max(arrivals) - min(arrivals) >= (950 - 1) / rate * 0.9
+
+
+async def test_worker_killed_mid_send_never_sends_twice_and_shows_unknown(
+    blast_server: LiveServer,
+    blast_http: httpx.AsyncClient,
+    blast: Blast,
+    twilio: TimedStandIn,
+    tmp_path: Path,
+) -> None:
+    contacts = await add_contacts(blast_server.state, 60)
+    stuck = phone(2010)
+    twilio.fail("timeout", to=stuck)  # Twilio never answers this one: the kill lands mid-call
+    created = await create(
+        blast_http, blast, body="Hello {first_name}", contact_ids=contacts, rate_per_second=20
+    )
+    await act(blast_http, blast, created["id"], "send")
+    env = worker_env(SWITCHBOARD_STALE_SEND_SECONDS="3")
+
+    first = spawn_worker(blast_server.settings, tmp_path / "first.log", **env)
+    try:
+        await twilio.wait_for(
+            lambda: len(twilio.messages()) >= 20 and stuck in twilio.requested_to(), within=60
+        )
+    finally:
+        first.kill()
+
+    second = spawn_worker(blast_server.settings, tmp_path / "second.log", **env)
+    try:
+        final = await until_done(blast_http, blast, created["id"], within=120)
+    finally:
+        second.stop()
+
+    requested = twilio.requested_to()
+    assert len(requested) == len(set(requested)), "a recipient was sent to twice"
+    counts = final["counts"]
+    assert counts["sent"] + counts["unknown"] == 60
+    assert 1 <= counts["unknown"] <= 16  # at most the sends in flight when it was killed
+
+    response = await blast_http.get(
+        f"/api/v1/campaigns/{created['id']}/recipients?state=unknown", headers=blast.auth
+    )
+    unknown = response.json()["items"]
+    unknown_phones = {item["contact"]["phone"] for item in unknown}
+    assert len(unknown) == counts["unknown"] and stuck in unknown_phones
+    # Whoever was not asked of Twilio at all is among the unknown (killed between the
+    # commit of `sending` and the call), never silently dropped nor sent later.
+    everyone = {phone(2000 + i) for i in range(60)}
+    assert everyone - set(requested) <= unknown_phones
+    shown = next(item for item in unknown if item["contact"]["phone"] == stuck)
+    assert shown["message"]["status"] == "unknown"
+    assert "not sent again" in shown["message"]["error_message"]
+
+
+async def settled(server: LiveServer, campaign_id: int) -> bool:
+    """Nothing of the campaign is claimed or being sent right now."""
+    async with server.state.reading() as session:
+        busy = await session.scalar(
+            select(CampaignRecipient.id).where(
+                CampaignRecipient.campaign_id == campaign_id,
+                CampaignRecipient.state.in_(("claimed", "sending")),
+            )
+        )
+    return busy is None
+
+
+async def test_pause_stops_sending_resume_finishes_cancel_drops_the_rest(
+    blast_server: LiveServer,
+    blast_http: httpx.AsyncClient,
+    blast: Blast,
+    twilio: TimedStandIn,
+    start_worker: StartWorker,
+) -> None:
+    contacts = await add_contacts(blast_server.state, 40)
+    first = await create(blast_http, blast, body="one", contact_ids=contacts, rate_per_second=10)
+    await start_worker(blast_server.settings)
+    await act(blast_http, blast, first["id"], "send")
+    await twilio.wait_for(lambda: len(twilio.messages()) >= 5, within=30)
+
+    paused = await act(blast_http, blast, first["id"], "pause")
+    assert paused["status"] == "paused"
+    await poll(lambda: settled(blast_server, first["id"]))
+    at_pause = len(twilio.messages())
+    # A second campaign keeps going meanwhile: once it is done, the paused one had its chance.
+    other = await create(blast_http, blast, body="two", contact_ids=contacts[:5])
+    await act(blast_http, blast, other["id"], "send")
+    await until_done(blast_http, blast, other["id"])
+    assert len([r for r in twilio.messages() if r.param("Body") == "one"]) == at_pause
+    shown = await show(blast_http, blast, first["id"])
+    assert shown["counts"]["queued"] == 40 - at_pause
+
+    await act(blast_http, blast, first["id"], "resume")
+    final = await until_done(blast_http, blast, first["id"])
+    ones = [r.param("To") for r in twilio.messages() if r.param("Body") == "one"]
+    assert sorted(ones) == sorted({phone(2000 + i) for i in range(40)})
+    assert final["counts"]["sent"] == 40
+
+    third = await create(blast_http, blast, body="three", contact_ids=contacts, rate_per_second=5)
+    await act(blast_http, blast, third["id"], "send")
+    await twilio.wait_for(lambda: any(r.param("Body") == "three" for r in twilio.messages()))
+    canceled = await act(blast_http, blast, third["id"], "cancel")
+    assert canceled["status"] == "canceled"
+    await poll(lambda: settled(blast_server, third["id"]))
+    final = await show(blast_http, blast, third["id"])
+    threes = [r for r in twilio.messages() if r.param("Body") == "three"]
+    assert final["counts"]["sent"] == len(threes) < 40
+    assert final["counts"]["canceled"] == 40 - len(threes)
+    assert final["status"] == "canceled"
+
+
+async def test_a_scheduled_campaign_starts_at_its_time(
+    blast_server: LiveServer,
+    blast_http: httpx.AsyncClient,
+    blast: Blast,
+    twilio: TimedStandIn,
+    start_worker: StartWorker,
+) -> None:
+    contacts = await add_contacts(blast_server.state, 2)
+    start_at = datetime.now(UTC) + timedelta(seconds=2)
+    created = await create(
+        blast_http,
+        blast,
+        body="Doors open",
+        contact_ids=contacts,
+        start_at=start_at.isoformat().replace("+00:00", "Z"),
+    )
+    await start_worker(blast_server.settings)
+    scheduled = await act(blast_http, blast, created["id"], "send")
+    assert (scheduled["status"], scheduled["started_at"]) == ("scheduled", None)
+    final = await until_done(blast_http, blast, created["id"])
+    assert final["counts"]["sent"] == 2
+    started = datetime.fromisoformat(final["started_at"].replace("Z", "+00:00"))
+    assert started >= start_at
