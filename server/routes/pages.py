@@ -156,9 +156,6 @@ async def contact_page(request: Request, viewer: Viewer, session: AsyncSession) 
     return await render(request, viewer, session, "contact.html", context, boot=boot)
 
 
-# --- helpers -------------------------------------------------------------------------------------
-
-
 routes: list[BaseRoute] = [
     Route("/", home, methods=["GET"]),
     Route("/inboxes/{id}", page(inbox_page), methods=["GET"]),
