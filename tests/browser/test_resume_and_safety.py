@@ -242,3 +242,26 @@ async def test_pages_fit_a_phone_and_work_by_keyboard(
     for path in ("/admin/inboxes", "/admin/numbers", "/admin/users", "/admin/services"):
         await page.goto(live_server.base_url + path)
         await fits()
+
+
+async def test_going_offline_and_back_resumes_with_nothing_missed(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    await text_in(live_server, MARIA, team.number, "Before going offline")
+    context = await contexts.new()
+    ann = await sign_in(context, live_server, team.emails["ann"])
+    await open_thread(ann, "Before going offline")
+    await mark_no_reload(ann)
+
+    await context.set_offline(True)
+    await expect(ann.locator("[data-conn-banner]")).to_be_visible(timeout=LIVE)
+    await text_in(live_server, MARIA, team.number, "Sent while offline")
+    await text_in(live_server, "+16175550144", team.number, "Also while offline")
+    await context.set_offline(False)
+
+    await expect(ann.locator("[data-conn-banner]")).to_be_hidden(timeout=LIVE)
+    await expect(ann.locator(".msg--in .msg__bubble")).to_have_text(
+        ["Before going offline", "Sent while offline"], timeout=LIVE
+    )
+    await expect(ann.locator(".conv").first).to_contain_text("Also while offline")
+    await assert_not_reloaded(ann)
