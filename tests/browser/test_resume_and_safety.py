@@ -7,7 +7,9 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
+from server.auth import revoke_user_sessions
 from server.settings import Settings
+from server.state import AppState
 from tests.browser.conftest import OwnServer
 from tests.browser.support import (
     LIVE,
@@ -265,3 +267,23 @@ async def test_going_offline_and_back_resumes_with_nothing_missed(
     )
     await expect(ann.locator(".conv").first).to_contain_text("Also while offline")
     await assert_not_reloaded(ann)
+
+
+async def test_a_session_ended_while_away_sends_the_page_to_sign_in(
+    own_contexts: Contexts, own_server: OwnServer
+) -> None:
+    server, team = own_server.server, own_server.team
+    ann = await sign_in(await own_contexts.new(), server, team.emails["ann"])
+    await live_ready(ann)
+    port = int(server.base_url.rsplit(":", 1)[1])
+    await own_server.stop()
+    await expect(ann.locator("[data-conn-banner]")).to_be_visible(timeout=LIVE)
+    # While the page is cut off, Ann's sessions end (as a sign-out elsewhere would).
+    state = AppState(own_server.settings)
+    try:
+        async with state.transaction() as session:
+            await revoke_user_sessions(session, team.users["ann"])
+    finally:
+        await state.close()
+    await own_server.restart(port)
+    await expect(ann.get_by_role("heading", name="Sign in")).to_be_visible(timeout=LIVE)

@@ -1,6 +1,6 @@
 // Entry point of every signed-in page: starts the live connection and the page's parts.
 
-import { boot, $ } from "./dom.js";
+import { boot, $, api } from "./dom.js";
 import { LiveClient } from "./live.js";
 import { initShell, rememberTimeZone } from "./shell.js";
 import { initList } from "./list.js";
@@ -32,6 +32,11 @@ const live = new LiveClient({
   url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
   onEvent,
   onOpen: () => openHooks.forEach((hook) => hook()),
+  // A socket refused again and again may mean the session ended (signed out elsewhere, while
+  // this page was away): asking who I am sends a signed-out page to the sign-in form.
+  onRetry: (attempt) => {
+    if (attempt % 3 === 0) api("GET", "/api/v1/auth/me").catch(() => {});
+  },
   onState: (state) => {
     document.body.dataset.live = state;
     clearTimeout(bannerTimer);
