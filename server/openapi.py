@@ -731,6 +731,8 @@ PATHS: dict[str, dict[str, Any]] = {
     "/admin/services": {"get": _page("Admin: messaging services", "admin")},
     "/admin/numbers": {"get": _page("Admin: phone numbers and routing", "admin")},
     "/admin/users": {"get": _page("Admin: users", "admin")},
+    "/admin/campaigns": {"get": _page("Admin: campaigns", "admin")},
+    "/admin/campaigns/{id}": {"get": _page("Admin: one campaign", "admin", (PATH_ID,))},
     "/admin/{rest}": {
         "get": _page("Admin: anything else (not found)", "admin", (_param("rest", "path", STRING),))
     },
