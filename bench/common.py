@@ -573,8 +573,9 @@ def print_comparison(ours: Sequence[FanoutResult], peer: Sequence[FanoutResult])
                 f"{other.latency.p99:.1f}",
             ]
         )
+    rate = f" at {ours[0].rate:g} events/s" if ours else ""
     print_table(
-        f"{ours[0].system if ours else 'ours'} vs {peer[0].system if peer else 'peer'}",
+        f"{ours[0].system if ours else 'ours'} vs {peer[0].system if peer else 'peer'}{rate}",
         ("procs", "ours frames/s", "peer frames/s", "ratio", "ours p99 ms", "peer p99 ms"),
         rows,
     )
@@ -589,7 +590,11 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
     print("| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + " |")
     print("| " + " | ".join("-" * w for w in widths) + " |")
     for row in rows:
-        print("| " + " | ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) + " |")
+        cells = [
+            v.ljust(w) if i == 0 else v.rjust(w)
+            for i, (v, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("| " + " | ".join(cells) + " |")
     sys.stdout.flush()
 
 
