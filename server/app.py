@@ -10,7 +10,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from server import errors, live, worker
-from server.routes import api, pages, twilio_webhooks, ws
+from server.routes import api, campaigns, pages, sending, twilio_webhooks, ws
+from server.security_headers import SecurityHeadersMiddleware
 from server.settings import Settings
 from server.state import AppState
 from server.twilio import setup as twilio_setup
@@ -35,9 +36,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await twilio_setup.stop(state)
             await state.close()
 
-    middleware: list[Middleware] = []
+    middleware: list[Middleware] = [Middleware(SecurityHeadersMiddleware)]
     app = Starlette(
-        routes=[*api.routes, *twilio_webhooks.routes, *ws.routes, *pages.routes],
+        routes=[
+            *api.routes,
+            *campaigns.routes,
+            *sending.routes,
+            *twilio_webhooks.routes,
+            *ws.routes,
+            *pages.routes,
+        ],
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={

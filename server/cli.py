@@ -1,4 +1,4 @@
-"""The `switchboard` command line: serve, worker, migrate, create-user, demo."""
+"""The `switchboard` command line: serve, worker, migrate, create-user, demo, text-in."""
 
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     commands.add_parser("demo", help="seed a demo team, inboxes and threads")
 
+    text_in = commands.add_parser("text-in", help="text the running server as any phone")
+    text_in.add_argument("--from", dest="from_", required=True, help="the texting phone")
+    text_in.add_argument("--to", required=True, help="one of our numbers")
+    text_in.add_argument("body")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings.from_env()
@@ -57,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         upgrade(settings.database_url)
         print(asyncio.run(seed(settings)))
         return 0
+    if args.command == "text-in":
+        from server.twilio.simulator import run_text_in
+
+        return asyncio.run(run_text_in(settings, args.from_, args.to, args.body))
     parser.error(f"unknown command {args.command}")
     return 2
 

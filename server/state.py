@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from server.settings import Settings
 from store import outbox
-from store.db import make_engine, make_sessionmaker
+from store.db import is_sqlite, make_engine, make_sessionmaker
 from store.models import Event
 
 log = logging.getLogger("switchboard.state")
@@ -44,6 +44,13 @@ class AppState:
         self.settings = settings
         self.engine = engine or make_engine(settings.database_url)
         self.sessionmaker: async_sessionmaker[AsyncSession] = make_sessionmaker(self.engine)
+        # SQLite has one writer: reads get their own engine whose transactions do not take
+        # the write lock. PostgreSQL shares one engine for both.
+        if is_sqlite(settings.database_url) and engine is None:
+            self.read_engine = make_engine(settings.database_url, for_reads=True)
+        else:
+            self.read_engine = self.engine
+        self.read_sessionmaker = make_sessionmaker(self.read_engine)
         self.publisher: EventPublisher | None = None
 
     @asynccontextmanager
@@ -74,7 +81,7 @@ class AppState:
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
         """A session for reads only; nothing it does is committed."""
-        async with self.sessionmaker() as session:
+        async with self.read_sessionmaker() as session:
             yield session
 
     async def publish(self, envelopes: Sequence[dict[str, Any]]) -> None:
@@ -96,3 +103,5 @@ class AppState:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()

@@ -94,6 +94,20 @@ class AuthSession(Base):
     user: Mapped[User] = relationship(lazy="joined")
 
 
+class LoginAttempt(Base):
+    """A sign-in attempt not (yet) known to have succeeded; the login rate limit counts these.
+
+    Kept in the database so every server process sees the same counts.
+    """
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    ip: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 class Contact(Base):
     __tablename__ = "contacts"
 
@@ -200,6 +214,10 @@ class Campaign(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The number the blast goes out from (fixed when it starts, so replies find one thread).
+    from_number: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    # The throttle: the next free send slot; workers reserve slots by advancing it under lock.
+    next_slot_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class CampaignRecipient(Base):
@@ -313,7 +331,11 @@ class Notification(Base):
     """An unread-message email owed for a conversation; one per quiet period."""
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_due", "state", "due_at"),)
+    __table_args__ = (
+        Index("ix_notifications_due", "state", "due_at"),
+        # One email per quiet period: the period is named by its first unread inbound message.
+        UniqueConstraint("conversation_id", "message_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(

@@ -12,6 +12,8 @@ from server.settings import Settings
 from tests.support.databases import BACKENDS, DatabaseFactory
 from tests.support.live_server import LiveServer, start_live_server
 
+pytest_plugins = ["tests.support.messaging"]
+
 
 @pytest.fixture(scope="session")
 async def database_factory(

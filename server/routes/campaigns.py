@@ -1,0 +1,300 @@
+"""The campaigns admin API: create, add recipients (JSON or CSV), preview, send and steer.
+
+GET  /api/v1/campaigns                      newest first, with progress counts
+POST /api/v1/campaigns                      a draft, with its recipients
+GET  /api/v1/campaigns/{id}                 status, counts, final figures, warnings
+POST /api/v1/campaigns/{id}/recipients      more recipients: JSON, a CSV body or upload
+GET  /api/v1/campaigns/{id}/recipients      per recipient: state, message status, error
+GET  /api/v1/campaigns/{id}/preview         the first messages as they will read
+POST /api/v1/campaigns/{id}/send|pause|resume|cancel
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from server.deps import app_state, json_body, path_id, require_admin
+from server.errors import ApiError, invalid, not_found
+from server.services import campaign_stats, campaigns
+from server.services.recipient_import import MAX_ERRORS_LISTED, ImportResult, from_csv, from_json
+from store.models import Campaign, CampaignRecipient, Contact, Message
+
+PREFIX = "/api/v1/campaigns"
+MAX_CSV_BYTES = 20_000_000
+PAGE = 50
+CREATE_KEYS = {"name", "messaging_service_id", "body", "rate_per_second", "start_at"}
+SOURCES = ("contact_ids", "recipients", "filter", "csv")
+RECIPIENT_STATES = (
+    "pending",
+    "claimed",
+    "sending",
+    "sent",
+    "failed",
+    "unknown",
+    "skipped_opted_out",
+    "canceled",
+)
+
+
+async def _campaign(session: AsyncSession, campaign_id: int) -> Campaign:
+    campaign = await session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise not_found("campaign")
+    return campaign
+
+
+async def _full_view(session: AsyncSession, campaign: Campaign) -> dict[str, Any]:
+    return {
+        **await campaign_stats.view(session, campaign),
+        "warnings": await campaigns.routing_warnings(session, campaign.messaging_service_id),
+    }
+
+
+def _bad_rows(result: ImportResult) -> ApiError:
+    where = "line" if result.errors and "line" in result.errors[0] else "index"
+    first = "; ".join(f"{where} {e[where]}: {e['error']}" for e in result.errors[:5])
+    return ApiError(
+        422,
+        "invalid_recipients",
+        f"{len(result.errors)} recipient row(s) are not usable, nothing was added: {first}",
+        errors=result.errors[:MAX_ERRORS_LISTED],
+        error_count=len(result.errors),
+    )
+
+
+async def _contact_ids_from(
+    session: AsyncSession, source: str, value: Any
+) -> tuple[list[int], int]:
+    """The contacts a recipient source names (created if new), and how many rows merged."""
+    if source == "contact_ids":
+        return await campaigns.existing_contact_ids(session, value), 0
+    if source == "filter":
+        return await campaigns.filtered_contact_ids(session, value), 0
+    if source == "csv" and not isinstance(value, str):
+        raise invalid("csv must be the text of a CSV file")
+    result = from_csv(value) if source == "csv" else from_json(value)
+    if result.errors:
+        raise _bad_rows(result)
+    return await campaigns.ensure_contacts(session, result.recipients), result.duplicates
+
+
+def _one_source(data: dict[str, Any]) -> tuple[str, Any] | None:
+    given = [key for key in SOURCES if key in data]
+    if len(given) > 1:
+        raise invalid(f"give recipients one way only, not {' and '.join(given)}")
+    return (given[0], data[given[0]]) if given else None
+
+
+async def list_campaigns(request: Request) -> JSONResponse:
+    await require_admin(request)
+    cursor = request.query_params.get("cursor")
+    stmt = select(Campaign).order_by(Campaign.id.desc()).limit(PAGE + 1)
+    if cursor:
+        if not cursor.isdigit():
+            raise invalid("cursor is not one this API gave out")
+        stmt = stmt.where(Campaign.id < int(cursor))
+    async with app_state(request).reading() as session:
+        found = list((await session.scalars(stmt)).all())
+        items = [await campaign_stats.view(session, c) for c in found[:PAGE]]
+    next_cursor = str(found[PAGE - 1].id) if len(found) > PAGE else None
+    return JSONResponse({"items": items, "next_cursor": next_cursor})
+
+
+async def create_campaign(request: Request) -> JSONResponse:
+    """A draft campaign with its recipients; merge fields are checked for every recipient."""
+    user = await require_admin(request)
+    data = await json_body(request)
+    unknown = set(data) - CREATE_KEYS - set(SOURCES)
+    if unknown:
+        raise invalid(f"unknown keys: {', '.join(sorted(unknown))}")
+    name, body = campaigns.check_text(data)
+    rate = campaigns.check_rate(data.get("rate_per_second"))
+    start_at = campaigns.check_start_at(data.get("start_at"))
+    source = _one_source(data)
+    async with app_state(request).transaction() as session:
+        service = await campaigns.blast_service(session, data.get("messaging_service_id"))
+        contact_ids, merged = await _contact_ids_from(session, *source) if source else ([], 0)
+        campaign = await campaigns.create(
+            session,
+            name=name,
+            body=body,
+            service=service,
+            rate_per_second=rate,
+            start_at=start_at,
+            created_by=user.id,
+        )
+        await campaigns.add_recipients(session, campaign, contact_ids)
+        answer = await _full_view(session, campaign)
+        answer["duplicates_merged"] = merged
+        answer["preview"] = await campaigns.preview(session, campaign, limit=3)
+    return JSONResponse(answer, 201)
+
+
+async def show_campaign(request: Request) -> JSONResponse:
+    await require_admin(request)
+    async with app_state(request).reading() as session:
+        campaign = await _campaign(session, path_id(request))
+        return JSONResponse(await _full_view(session, campaign))
+
+
+async def add_recipients(request: Request) -> JSONResponse:
+    """More recipients for a draft: JSON (`contact_ids`, `recipients`, `filter`), a `text/csv`
+    body, or a multipart upload with the CSV in the `file` field."""
+    await require_admin(request)
+    campaign_id = path_id(request)
+    source = await _upload_source(request)
+    async with app_state(request).transaction() as session:
+        campaign = await campaigns.locked(session, campaign_id)
+        campaigns.require_draft(campaign)
+        contact_ids, merged = await _contact_ids_from(session, *source)
+        added = await campaigns.add_recipients(session, campaign, contact_ids)
+        total = await session.scalar(
+            select(func.count()).where(CampaignRecipient.campaign_id == campaign.id)
+        )
+    return JSONResponse(
+        {
+            "added": added.added,
+            "already_recipients": added.already,
+            "duplicates_merged": merged,
+            "total": total,
+        }
+    )
+
+
+async def _upload_source(request: Request) -> tuple[str, Any]:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("text/csv"):
+        return "csv", _decode(await _read_limited(request))
+    if content_type.startswith("multipart/form-data"):
+        async with request.form(max_files=1, max_fields=5) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise invalid("upload the CSV in a form field named file")
+            raw = await upload.read(MAX_CSV_BYTES + 1)
+        if len(raw) > MAX_CSV_BYTES:
+            raise ApiError(413, "too_large", f"the CSV is larger than {MAX_CSV_BYTES} bytes")
+        return "csv", _decode(raw)
+    data = await json_body(request)
+    source = _one_source(data)
+    unknown = set(data) - set(SOURCES)
+    if source is None or unknown:
+        raise invalid(f"give one of {', '.join(SOURCES)} (and nothing else)")
+    return source
+
+
+async def _read_limited(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_CSV_BYTES:
+        raise ApiError(413, "too_large", f"the CSV is larger than {MAX_CSV_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_CSV_BYTES:
+            raise ApiError(413, "too_large", f"the CSV is larger than {MAX_CSV_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode(raw: bytes) -> str:
+    """UTF-8 (with or without BOM), else Windows-1252, as spreadsheets export it."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            return raw.decode("cp1252")
+        except UnicodeDecodeError:
+            raise invalid("the CSV is neither UTF-8 nor Windows-1252 text") from None
+
+
+async def list_recipients(request: Request) -> JSONResponse:
+    """Each recipient's state with its message's status and error (`?state=unknown` …)."""
+    await require_admin(request)
+    campaign_id = path_id(request)
+    wanted = request.query_params.get("state")
+    if wanted is not None and wanted not in RECIPIENT_STATES:
+        raise invalid(f"state must be one of {', '.join(RECIPIENT_STATES)}")
+    cursor = request.query_params.get("cursor")
+    if cursor is not None and not cursor.isdigit():
+        raise invalid("cursor is not one this API gave out")
+    stmt = (
+        select(CampaignRecipient, Contact, Message)
+        .join(Contact, Contact.id == CampaignRecipient.contact_id)
+        .outerjoin(Message, Message.id == CampaignRecipient.message_id)
+        .where(CampaignRecipient.campaign_id == campaign_id)
+        .order_by(CampaignRecipient.id)
+        .limit(PAGE + 1)
+    )
+    if wanted:
+        stmt = stmt.where(CampaignRecipient.state == wanted)
+    if cursor:
+        stmt = stmt.where(CampaignRecipient.id > int(cursor))
+    async with app_state(request).reading() as session:
+        await _campaign(session, campaign_id)
+        rows = (await session.execute(stmt)).all()
+    items = [
+        {
+            "id": recipient.id,
+            "state": recipient.state,
+            "error_code": recipient.error_code,
+            "contact": {"id": contact.id, "phone": contact.phone, "name": contact.display_name},
+            "message": None
+            if message is None
+            else {
+                "id": message.id,
+                "conversation_id": message.conversation_id,
+                "status": message.status,
+                "error_code": message.error_code,
+                "error_message": message.error_message,
+            },
+        }
+        for recipient, contact, message in rows[:PAGE]
+    ]
+    next_cursor = str(rows[PAGE - 1][0].id) if len(rows) > PAGE else None
+    return JSONResponse({"items": items, "next_cursor": next_cursor})
+
+
+async def preview_campaign(request: Request) -> JSONResponse:
+    await require_admin(request)
+    raw = request.query_params.get("limit", "5")
+    if not raw.isdigit() or not 1 <= int(raw) <= 50:
+        raise invalid("limit must be a number from 1 to 50")
+    async with app_state(request).reading() as session:
+        campaign = await _campaign(session, path_id(request))
+        return JSONResponse(await campaigns.preview(session, campaign, limit=int(raw)))
+
+
+def _transition(action: Any) -> Any:
+    async def endpoint(request: Request) -> JSONResponse:
+        await require_admin(request)
+        campaign_id = path_id(request)
+        async with app_state(request).transaction() as session:
+            campaign = await campaigns.locked(session, campaign_id)
+            await action(session, campaign)
+            answer = await _full_view(session, campaign)
+        return JSONResponse(answer)
+
+    endpoint.__name__ = f"{action.__name__}_campaign"
+    endpoint.__doc__ = action.__doc__
+    return endpoint
+
+
+routes: list[BaseRoute] = [
+    Route(PREFIX, list_campaigns, methods=["GET"]),
+    Route(PREFIX, create_campaign, methods=["POST"]),
+    Route(PREFIX + "/{id}", show_campaign, methods=["GET"]),
+    Route(PREFIX + "/{id}/recipients", list_recipients, methods=["GET"]),
+    Route(PREFIX + "/{id}/recipients", add_recipients, methods=["POST"]),
+    Route(PREFIX + "/{id}/preview", preview_campaign, methods=["GET"]),
+    Route(PREFIX + "/{id}/send", _transition(campaigns.start), methods=["POST"]),
+    Route(PREFIX + "/{id}/pause", _transition(campaigns.pause), methods=["POST"]),
+    Route(PREFIX + "/{id}/resume", _transition(campaigns.resume), methods=["POST"]),
+    Route(PREFIX + "/{id}/cancel", _transition(campaigns.cancel), methods=["POST"]),
+]

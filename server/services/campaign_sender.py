@@ -1,0 +1,382 @@
+"""Sending campaigns: claiming recipients, holding the throttle, and never sending anyone twice.
+
+Whichever worker is free claims a batch of pending recipients in one statement (`UPDATE …
+WHERE state = 'pending' AND id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`; on SQLite,
+whose write transactions begin IMMEDIATE, the same statement runs alone). The same transaction
+holds the campaign row lock and reserves one send slot per recipient by advancing the
+campaign's `next_slot_at` by 1/rate each: slots are handed out once, across all workers, so
+the campaign never goes faster than its rate. Slots are reserved at most a short horizon ahead,
+so no worker hoards the queue.
+
+A recipient is marked `sending`, and its message recorded as `sending`, in one committed
+transaction before Twilio is called; that transaction also proves the worker still owns the
+claim and the campaign is still sending. After the call the outcome is stored. A recipient
+left `sending` (its worker died) is never sent again: when it has gone stale it is settled
+from what its message shows — Twilio's sid means it went out, no sid means nobody knows, and
+it is marked `unknown` for people to see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.services import campaign_stats, sql
+from server.services.campaigns import locked
+from server.services.conversations import (
+    announce_status,
+    get_or_create_conversation,
+    record_message,
+)
+from server.services.merge_fields import MissingMergeField, render
+from server.services.optout import is_opted_out
+from server.services.outbound import _hand_over as hand_over
+from server.services.routing import unrouted_inbox
+from server.services.segments import segment_count
+from server.state import AppState
+from server.twilio.setup import gateway_of
+from store.models import (
+    Campaign,
+    CampaignRecipient,
+    Contact,
+    Conversation,
+    Message,
+    MessagingService,
+    PhoneNumber,
+    utcnow,
+)
+
+log = logging.getLogger("switchboard.campaigns")
+
+UNKNOWN_DETAIL = (
+    "the worker sending this message stopped before Twilio's answer was stored; "
+    "it was not sent again"
+)
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    batch: int = 50
+    # How far ahead of now a worker may reserve send slots.
+    horizon_seconds: float = 2.0
+    # A claim or send older than this belongs to a worker that died.
+    stale_after_seconds: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    recipient_id: int
+    contact_id: int
+    slot: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    claimed: list[Claimed]
+    # Nothing claimed because the throttle's slots are taken up to here: try again then.
+    wait_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """What every message of one campaign shares: where it goes out from and lands."""
+
+    campaign_id: int
+    body: str
+    created_by: int | None
+    messaging_service_id: int
+    service_sid: str
+    from_number: str
+    inbox_id: int
+
+
+async def active_campaign_ids(state: AppState) -> list[int]:
+    async with state.reading() as session:
+        stmt = select(Campaign.id).where(Campaign.status == "sending").order_by(Campaign.id)
+        return list((await session.scalars(stmt)).all())
+
+
+async def promote_scheduled(state: AppState) -> list[int]:
+    """Scheduled campaigns whose start time has come begin sending."""
+    now = utcnow()
+    async with state.transaction() as session:
+        stmt = (
+            update(Campaign)
+            .where(Campaign.status == "scheduled", Campaign.start_at <= now)
+            .values(status="sending", started_at=now)
+            .returning(Campaign.id)
+        )
+        ids = list((await session.scalars(stmt)).all())
+        for campaign_id in ids:
+            campaign = await session.get(Campaign, campaign_id)
+            if campaign is not None:
+                await campaign_stats.emit_progress(session, campaign, force=True)
+    return ids
+
+
+async def claim(
+    state: AppState, campaign_id: int, worker_id: str, limit: int, options: SendOptions
+) -> Batch:
+    """Claim up to `limit` pending recipients of a sending campaign, each with its send slot."""
+    async with state.transaction() as session:
+        campaign = await locked(session, campaign_id)
+        if campaign.status != "sending" or limit <= 0:
+            return Batch([])
+        now = utcnow()
+        interval = timedelta(seconds=1 / campaign.rate_per_second)
+        cursor = max(now, campaign.next_slot_at or now)
+        horizon = now + timedelta(seconds=options.horizon_seconds)
+        if cursor > horizon:
+            return Batch([], wait_until=cursor - timedelta(seconds=options.horizon_seconds))
+        room = math.floor((horizon - cursor) / interval) + 1
+        pending = (
+            select(CampaignRecipient.id)
+            .where(
+                CampaignRecipient.campaign_id == campaign_id,
+                CampaignRecipient.state == "pending",
+            )
+            .order_by(CampaignRecipient.id)
+            .limit(min(limit, room))
+        )
+        if sql.is_postgres(session):
+            pending = pending.with_for_update(skip_locked=True)
+        stmt = (
+            update(CampaignRecipient)
+            .where(
+                CampaignRecipient.id.in_(pending.scalar_subquery()),
+                CampaignRecipient.state == "pending",
+            )
+            .values(state="claimed", claimed_by=worker_id, claimed_at=now)
+            .returning(CampaignRecipient.id, CampaignRecipient.contact_id)
+        )
+        rows = sorted((await session.execute(stmt)).all())
+        if rows:
+            campaign.next_slot_at = cursor + interval * len(rows)
+        return Batch(
+            [
+                Claimed(recipient_id, contact_id, cursor + interval * index)
+                for index, (recipient_id, contact_id) in enumerate(rows)
+            ]
+        )
+
+
+async def release(state: AppState, worker_id: str) -> int:
+    """Hand this worker's claimed, not yet started recipients back to the queue."""
+    async with state.transaction() as session:
+        result = await session.execute(
+            update(CampaignRecipient)
+            .where(CampaignRecipient.claimed_by == worker_id, CampaignRecipient.state == "claimed")
+            .values(state="pending", claimed_by=None)
+        )
+        return int(result.rowcount or 0)
+
+
+async def sender_for(state: AppState, campaign_id: int) -> Sender | None:
+    """The sending details of a campaign, or None when it cannot send (no number any more)."""
+    async with state.transaction() as session:
+        campaign = await session.get(Campaign, campaign_id)
+        if campaign is None or campaign.from_number is None:
+            return None
+        number = await session.scalar(
+            select(PhoneNumber).where(PhoneNumber.number == campaign.from_number)
+        )
+        service = await session.get(MessagingService, campaign.messaging_service_id)
+        if number is None or service is None:
+            return None
+        inbox_id = number.inbox_id or (await unrouted_inbox(session)).id
+        return Sender(
+            campaign_id=campaign.id,
+            body=campaign.body,
+            created_by=campaign.created_by,
+            messaging_service_id=service.id,
+            service_sid=service.sid,
+            from_number=number.number,
+            inbox_id=inbox_id,
+        )
+
+
+async def send_one(state: AppState, sender: Sender, claimed: Claimed, worker_id: str) -> str:
+    """Send to one claimed recipient; returns its new state (or `lost` if no longer ours).
+
+    Call it shielded from cancellation: once the recipient is `sending` the outcome must be
+    stored.
+    """
+    async with state.transaction() as session:
+        message, outcome = await _begin(session, sender, claimed, worker_id)
+    if message is None:
+        return outcome
+    message = await hand_over(state, gateway_of(state), message, sender.service_sid)
+    final = "failed" if message.status == "failed" else "sent"
+    async with state.transaction() as session:
+        await session.execute(
+            update(CampaignRecipient)
+            .where(
+                CampaignRecipient.id == claimed.recipient_id,
+                CampaignRecipient.state == "sending",
+            )
+            .values(state=final, error_code=message.error_code)
+        )
+    return final
+
+
+async def _begin(
+    session: AsyncSession, sender: Sender, claimed: Claimed, worker_id: str
+) -> tuple[Message | None, str]:
+    """Take the recipient from `claimed` to `sending` with its message recorded, or settle it
+    here (opted out, merge field gone); the first step also proves the claim is still ours."""
+    still_sending = exists().where(Campaign.id == sender.campaign_id, Campaign.status == "sending")
+    taken = await session.execute(
+        update(CampaignRecipient)
+        .where(
+            CampaignRecipient.id == claimed.recipient_id,
+            CampaignRecipient.state == "claimed",
+            CampaignRecipient.claimed_by == worker_id,
+            still_sending,
+        )
+        .values(state="sending", claimed_at=utcnow())
+    )
+    if not taken.rowcount:
+        return None, "lost"
+    contact = await session.get(Contact, claimed.contact_id)
+    assert contact is not None  # recipients reference contacts
+    if await is_opted_out(session, sender.messaging_service_id, contact.phone):
+        await _settle(session, claimed.recipient_id, "skipped_opted_out")
+        return None, "skipped_opted_out"
+    try:
+        text = render(sender.body, contact)
+    except MissingMergeField as exc:
+        log.warning("campaign %s: contact %s %s", sender.campaign_id, contact.id, exc)
+        await _settle(session, claimed.recipient_id, "failed", error_code="merge_field")
+        return None, "failed"
+    conversation = await get_or_create_conversation(session, sender.inbox_id, contact.id)
+    message = Message(
+        direction="outbound",
+        tag="campaign",
+        body=text,
+        status="sending",
+        from_number=sender.from_number,
+        to_number=contact.phone,
+        messaging_service_id=sender.messaging_service_id,
+        segments=segment_count(text),
+        sent_by=sender.created_by,
+        campaign_id=sender.campaign_id,
+    )
+    await record_message(session, conversation, message)
+    await _settle(session, claimed.recipient_id, "sending", message_id=message.id)
+    return message, "sending"
+
+
+async def _settle(session: AsyncSession, recipient_id: int, state: str, **values: Any) -> None:
+    await session.execute(
+        update(CampaignRecipient)
+        .where(CampaignRecipient.id == recipient_id)
+        .values(state=state, **values)
+    )
+
+
+async def recover_stale(state: AppState, options: SendOptions) -> dict[str, int]:
+    """Settle what dead workers left: stale claims go back to the queue; stale sends are
+    settled from their message (Twilio's sid: sent or failed; none: `unknown`), never resent."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=options.stale_after_seconds)
+    settled: dict[str, int] = {"requeued": 0, "sent": 0, "failed": 0, "unknown": 0}
+    async with state.reading() as session:
+        # Only campaigns that can still have work in flight (paused and canceled ones too).
+        stmt = select(Campaign.id).where(
+            Campaign.status.in_(("sending", "paused", "canceled")),
+            or_(Campaign.finished_at.is_(None), Campaign.finished_at >= cutoff - timedelta(days=1)),
+        )
+        campaign_ids = list((await session.scalars(stmt)).all())
+    for campaign_id in campaign_ids:
+        async with state.transaction() as session:
+            in_campaign = CampaignRecipient.campaign_id == campaign_id
+            requeued = await session.execute(
+                update(CampaignRecipient)
+                .where(
+                    in_campaign,
+                    CampaignRecipient.state == "claimed",
+                    CampaignRecipient.claimed_at < cutoff,
+                )
+                .values(state="pending", claimed_by=None)
+            )
+            settled["requeued"] += int(requeued.rowcount or 0)
+            stale = (
+                select(CampaignRecipient)
+                .where(
+                    in_campaign,
+                    CampaignRecipient.state == "sending",
+                    CampaignRecipient.claimed_at < cutoff,
+                )
+                .order_by(CampaignRecipient.id)
+                .limit(500)
+            )
+            if sql.is_postgres(session):
+                stale = stale.with_for_update(skip_locked=True)
+            for recipient in (await session.scalars(stale)).all():
+                settled[await _settle_stale(session, recipient)] += 1
+    if any(settled.values()):
+        log.warning("settled recipients left by stopped workers: %s", settled)
+    return settled
+
+
+async def _settle_stale(session: AsyncSession, recipient: CampaignRecipient) -> str:
+    message = None
+    if recipient.message_id is not None:
+        message = (
+            await session.execute(
+                select(Message)
+                .where(Message.id == recipient.message_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one_or_none()
+    if message is not None and (message.twilio_sid or message.status == "failed"):
+        outcome = "failed" if message.status in campaign_stats.FAILED else "sent"
+    else:
+        outcome = "unknown"
+        if message is not None and message.status == "sending":
+            message.status = "unknown"
+            message.error_message = UNKNOWN_DETAIL
+            await session.flush()
+            inbox_id = await session.scalar(
+                select(Conversation.inbox_id).where(Conversation.id == message.conversation_id)
+            )
+            if inbox_id is not None:
+                announce_status(session, inbox_id, message)
+    recipient.state = outcome
+    recipient.error_code = message.error_code if message is not None else None
+    return outcome
+
+
+async def finish_if_done(state: AppState, campaign_id: int) -> bool:
+    """A sending campaign with every recipient handled becomes `done`."""
+    unhandled = exists().where(
+        CampaignRecipient.campaign_id == campaign_id,
+        CampaignRecipient.state.in_(("pending", "claimed", "sending")),
+    )
+    async with state.transaction() as session:
+        result = await session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status == "sending", ~unhandled)
+            .values(status="done", finished_at=utcnow())
+        )
+        if not result.rowcount:
+            return False
+        campaign = await session.get(Campaign, campaign_id)
+        if campaign is not None:
+            await session.refresh(campaign)
+            await campaign_stats.emit_progress(session, campaign, force=True)
+        return True
+
+
+async def sleep_until(moment: datetime) -> None:
+    delay = (moment - utcnow()).total_seconds()
+    if delay > 0:
+        await asyncio.sleep(delay)

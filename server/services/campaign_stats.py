@@ -1,0 +1,162 @@
+"""A campaign's progress counts and final figures, and the `campaign.progress` event carrying them.
+
+Counts partition the recipients: total = queued + sending + sent + failed + unknown
++ skipped_opted_out + canceled. `sent` means Twilio took the message (it includes `delivered`);
+a message Twilio later reports failed or undelivered counts as `failed`; one whose fate no one
+knows (a worker died during the call) as `unknown` until a status callback settles it.
+`replied` and `opt_outs` count recipients whose first reply (or opt-out) came within 24 h of
+the campaign message.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from server.serializers import campaign_json
+from server.state import AppState
+from store import outbox
+from store.models import Campaign, CampaignRecipient, Event, Message
+
+REPLY_WINDOW = timedelta(hours=24)
+PROGRESS = "campaign.progress"
+
+DELIVERED = frozenset({"delivered", "read"})
+FAILED = frozenset({"failed", "undelivered", "canceled"})
+COUNT_KEYS = (
+    "total",
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "failed",
+    "unknown",
+    "skipped_opted_out",
+    "canceled",
+    "replied",
+    "opt_outs",
+)
+
+
+def channel(campaign_id: int) -> str:
+    return f"campaign:{campaign_id}"
+
+
+def _bucket(recipient_state: str, message_status: str | None) -> str:
+    if recipient_state in {"pending", "claimed"}:
+        return "queued"
+    if recipient_state in {"sending", "skipped_opted_out", "canceled"}:
+        return recipient_state
+    if message_status is None:
+        return "failed" if recipient_state == "failed" else "unknown"
+    if message_status in FAILED or recipient_state == "failed":
+        return "failed"
+    if message_status == "unknown" or (
+        recipient_state == "unknown" and message_status == "sending"
+    ):
+        return "unknown"
+    return "delivered" if message_status in DELIVERED else "sent"
+
+
+async def counts(session: AsyncSession, campaign_id: int) -> dict[str, int]:
+    result = dict.fromkeys(COUNT_KEYS, 0)
+    stmt = (
+        select(CampaignRecipient.state, Message.status, func.count())
+        .select_from(CampaignRecipient)
+        .outerjoin(Message, Message.id == CampaignRecipient.message_id)
+        .where(CampaignRecipient.campaign_id == campaign_id)
+        .group_by(CampaignRecipient.state, Message.status)
+    )
+    for state, status, number in (await session.execute(stmt)).all():
+        bucket = _bucket(state, status)
+        result[bucket] += number
+        result["total"] += number
+    result["sent"] += result["delivered"]
+    result["replied"] = await _answered_within_window(session, campaign_id, opt_outs=False)
+    result["opt_outs"] = await _answered_within_window(session, campaign_id, opt_outs=True)
+    return result
+
+
+async def _answered_within_window(session: AsyncSession, campaign_id: int, opt_outs: bool) -> int:
+    """Recipients whose first reply (or first opt-out reply) came within REPLY_WINDOW."""
+    sent = aliased(Message)
+    reply = aliased(Message)
+    conditions = [
+        reply.conversation_id == sent.conversation_id,
+        reply.direction == "inbound",
+        reply.id > sent.id,
+    ]
+    if opt_outs:
+        conditions.append(reply.opt_change == "opted_out")
+    stmt = (
+        select(sent.created_at, func.min(reply.created_at))
+        .select_from(CampaignRecipient)
+        .join(sent, sent.id == CampaignRecipient.message_id)
+        .join(reply, and_(*conditions))
+        .where(CampaignRecipient.campaign_id == campaign_id)
+        .group_by(sent.id, sent.created_at)
+    )
+    rows = (await session.execute(stmt)).all()
+    return sum(
+        1 for sent_at, first in rows if first is not None and first - sent_at <= REPLY_WINDOW
+    )
+
+
+def figures(numbers: dict[str, int]) -> dict[str, Any]:
+    """Final figures: delivery rate of attempted sends, reply rate within 24 h, opt-outs."""
+    attempted = numbers["sent"] + numbers["failed"] + numbers["unknown"]
+    return {
+        "delivery_rate": round(numbers["delivered"] / attempted, 4) if attempted else None,
+        "reply_rate_24h": round(numbers["replied"] / numbers["sent"], 4)
+        if numbers["sent"]
+        else None,
+        "opt_outs_caused": numbers["opt_outs"],
+    }
+
+
+async def view(session: AsyncSession, campaign: Campaign) -> dict[str, Any]:
+    """The campaign as the API answers it (and `campaign.progress` carries it)."""
+    numbers = await counts(session, campaign.id)
+    return {
+        **campaign_json(campaign, numbers),
+        "from_number": campaign.from_number,
+        "figures": figures(numbers),
+    }
+
+
+async def last_progress(session: AsyncSession, campaign_id: int) -> dict[str, Any] | None:
+    stmt = (
+        select(Event.data)
+        .where(Event.channel == channel(campaign_id), Event.type == PROGRESS)
+        .order_by(Event.seq.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def publish_if_changed(state: AppState, campaign_id: int) -> bool:
+    """Emit the campaign's progress if its figures moved since the last event (a read first,
+    so an unchanged campaign costs no write transaction)."""
+    async with state.reading() as session:
+        campaign = await session.get(Campaign, campaign_id)
+        if campaign is None:
+            return False
+        data = await view(session, campaign)
+        if await last_progress(session, campaign_id) == data:
+            return False
+    async with state.transaction() as session:
+        campaign = await session.get(Campaign, campaign_id)
+        return campaign is not None and await emit_progress(session, campaign)
+
+
+async def emit_progress(session: AsyncSession, campaign: Campaign, force: bool = False) -> bool:
+    """Emit `campaign.progress` with the campaign's figures, unless they did not change."""
+    data = await view(session, campaign)
+    if not force and await last_progress(session, campaign.id) == data:
+        return False
+    outbox.emit(session, channel(campaign.id), PROGRESS, data)
+    return True

@@ -1,0 +1,57 @@
+"""Campaign bodies: `{field}` merge fields filled from a contact, and their SMS encoding."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from server.services.segments import GSM7_BASIC, GSM7_EXTENDED
+from store.models import Contact
+
+FIELD = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
+CONTACT_ATTRIBUTES = ("first_name", "last_name", "email", "phone")
+
+
+def field_names(body: str) -> list[str]:
+    """The merge fields `body` uses, in order of first use."""
+    return list(dict.fromkeys(FIELD.findall(body)))
+
+
+def field_value(contact: Contact, name: str) -> str | None:
+    """The contact's value for merge field `name`, or None when it has none (or a blank one)."""
+    if name in CONTACT_ATTRIBUTES:
+        value: Any = getattr(contact, name)
+    else:
+        fields = contact.fields or {}
+        value = fields.get(name)
+        if value is None:
+            lowered = name.lower()
+            value = next((v for k, v in fields.items() if str(k).lower() == lowered), None)
+    if value is None or isinstance(value, dict | list):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def missing_fields(body: str, contact: Contact) -> list[str]:
+    return [name for name in field_names(body) if field_value(contact, name) is None]
+
+
+class MissingMergeField(ValueError):
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(f"no value for {', '.join(names)}")
+        self.names = names
+
+
+def render(body: str, contact: Contact) -> str:
+    """`body` with every merge field filled; MissingMergeField rather than a blank in a text."""
+    missing = missing_fields(body, contact)
+    if missing:
+        raise MissingMergeField(missing)
+    return FIELD.sub(lambda match: field_value(contact, match.group(1)) or "", body)
+
+
+def encoding(text: str) -> str:
+    """`GSM-7` when every character fits the GSM alphabet, else `UCS-2` (70 per segment)."""
+    gsm = all(char in GSM7_BASIC or char in GSM7_EXTENDED for char in text)
+    return "GSM-7" if gsm else "UCS-2"

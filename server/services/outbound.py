@@ -1,0 +1,214 @@
+"""Sending one SMS: the function quick messages, contact-record sends and campaigns all call.
+
+Two transactions around one gateway call. The first checks the opt-out, picks the sending
+number and records the message as `sending` (announced at once); the second stores what
+Twilio answered — sid and status, or `failed` with the error code — and applies any status
+callback that arrived before it. The gateway call is made once: no retries of ours, so a
+timeout or a 5xx ends as a visible `failed` message, never as a silent drop or a double send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.errors import ApiError, invalid, not_found
+from server.services import status as statuses
+from server.services.conversations import get_or_create_conversation, record_message
+from server.services.optout import is_opted_out
+from server.services.segments import segment_count
+from server.state import AppState
+from server.twilio.gateway import Gateway, SendResult
+from server.twilio.setup import gateway_of
+from store.models import Contact, Conversation, Inbox, Message, PhoneNumber
+
+log = logging.getLogger("switchboard.outbound")
+
+MAX_BODY_CHARS = 1600
+STATUS_CALLBACK_PATH = "/twilio/status"
+
+ConversationResolver = Callable[[AsyncSession], Awaitable[Conversation]]
+
+
+def check_body(body: object) -> str:
+    """The body to send, or 422: a non-empty string of at most 1600 characters."""
+    if not isinstance(body, str) or not body.strip():
+        raise invalid("body must be a non-empty string", field="body")
+    if len(body) > MAX_BODY_CHARS:
+        raise invalid(f"body is longer than {MAX_BODY_CHARS} characters", field="body")
+    return body
+
+
+async def send_message(
+    state: AppState,
+    *,
+    conversation_id: int,
+    body: str,
+    sent_by: int | None,
+    tag: str = "quick",
+    campaign_id: int | None = None,
+    from_number: str | None = None,
+) -> Message:
+    """Send `body` in a conversation; the stored message, whatever became of the send.
+
+    Raises ApiError before anything is sent: 404 for no such conversation, 409 `opted_out`
+    when the contact is opted out of the sending number's messaging service, 409
+    `no_number` when the inbox has no number to send from, 422 for a bad body or an unknown
+    `from_number`. `from_number` (campaigns) overrides the sticky sender.
+    """
+
+    async def existing(session: AsyncSession) -> Conversation:
+        conversation = await session.get(Conversation, conversation_id)
+        if conversation is None:
+            raise not_found("conversation")
+        return conversation
+
+    return await _send(state, existing, body, sent_by, tag, campaign_id, from_number)
+
+
+async def send_to_contact(
+    state: AppState, *, contact_id: int, inbox_id: int, body: str, sent_by: int | None
+) -> Message:
+    """Send from an inbox to a contact, starting their conversation there if need be.
+
+    The conversation is created in the same transaction that records the message, so a
+    refused send (opted out, no number) leaves no empty conversation behind.
+    """
+
+    async def start(session: AsyncSession) -> Conversation:
+        if await session.get(Inbox, inbox_id) is None:
+            raise not_found("inbox")
+        if await session.get(Contact, contact_id) is None:
+            raise not_found("contact")
+        return await get_or_create_conversation(session, inbox_id, contact_id)
+
+    return await _send(state, start, body, sent_by, "quick", None, None)
+
+
+async def _send(
+    state: AppState,
+    resolve: ConversationResolver,
+    body: str,
+    sent_by: int | None,
+    tag: str,
+    campaign_id: int | None,
+    from_number: str | None,
+) -> Message:
+    body = check_body(body)
+    gateway = gateway_of(state)
+    async with state.transaction() as session:
+        conversation = await resolve(session)
+        number = await _sending_number(session, conversation, from_number)
+        contact = conversation.contact
+        if await is_opted_out(session, number.messaging_service_id, contact.phone):
+            raise ApiError(
+                409,
+                "opted_out",
+                f"{contact.phone} has opted out of messages from {number.number}'s "
+                "messaging service",
+            )
+        service_sid = number.messaging_service.sid
+        message = Message(
+            direction="outbound",
+            tag=tag,
+            body=body,
+            status="sending",
+            from_number=number.number,
+            to_number=contact.phone,
+            messaging_service_id=number.messaging_service_id,
+            segments=segment_count(body),
+            sent_by=sent_by,
+            campaign_id=campaign_id,
+        )
+        await record_message(session, conversation, message)
+    # Once recorded, the message must reach its outcome even if our caller goes away.
+    return await asyncio.shield(_hand_over(state, gateway, message, service_sid))
+
+
+async def _hand_over(
+    state: AppState, gateway: Gateway, message: Message, service_sid: str | None
+) -> Message:
+    result = await gateway.send(
+        to=message.to_number,
+        from_=message.from_number,
+        body=message.body,
+        status_callback=state.settings.public_base + STATUS_CALLBACK_PATH,
+        messaging_service_sid=service_sid,
+    )
+    try:
+        message = await _store_result(state, message.id, result)
+    except Exception:
+        log.exception(
+            "message %s went to Twilio (sid %s, %s) but its outcome could not be stored",
+            message.id,
+            result.sid,
+            result.error_code or result.status,
+        )
+        raise
+    if message.twilio_sid is not None:
+        await statuses.settle_pending(state, message.twilio_sid)
+    return message
+
+
+async def _store_result(state: AppState, message_id: int, result: SendResult) -> Message:
+    async with state.transaction() as session:
+        stmt = (
+            select(Message)
+            .where(Message.id == message_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        message = (await session.execute(stmt)).scalar_one()
+        if result.sid is not None:
+            message.twilio_sid = result.sid
+            message.status = result.status
+            await statuses.record_error(session, message, result.error_code, result.error_message)
+            await session.flush()
+            await statuses.apply_pending(session, message)
+        else:
+            log.warning(
+                "message %s to %s failed: %s", message.id, message.to_number, result.error_code
+            )
+            message.status = "failed"
+            await statuses.record_error(session, message, result.error_code, result.error_message)
+        await statuses.announce(session, message)
+    return message
+
+
+async def _is_unrouted(session: AsyncSession, conversation: Conversation) -> bool:
+    inbox = await session.get(Inbox, conversation.inbox_id)
+    return inbox is not None and inbox.is_unrouted
+
+
+async def _sending_number(
+    session: AsyncSession, conversation: Conversation, from_number: str | None
+) -> PhoneNumber:
+    """The number to send from: the one asked for, else sticky, else the inbox's first.
+
+    The sticky number counts while it still feeds this inbox; in the Unrouted inbox (fed by
+    no number) it counts while it is one of ours, so admins can answer strays.
+    """
+    if from_number is not None:
+        number = await session.scalar(select(PhoneNumber).where(PhoneNumber.number == from_number))
+        if number is None:
+            raise invalid(f"{from_number} is not one of our phone numbers", field="from_number")
+        return number
+    in_inbox = select(PhoneNumber).where(PhoneNumber.inbox_id == conversation.inbox_id)
+    if conversation.sticky_number:
+        sticky = await session.scalar(
+            select(PhoneNumber).where(PhoneNumber.number == conversation.sticky_number)
+        )
+        if sticky is not None and (
+            sticky.inbox_id == conversation.inbox_id or await _is_unrouted(session, conversation)
+        ):
+            return sticky
+    first = await session.scalar(in_inbox.order_by(PhoneNumber.id).limit(1))
+    if first is None:
+        raise ApiError(
+            409, "no_number", "this inbox has no phone number to send from; route one to it"
+        )
+    return first

@@ -1,0 +1,61 @@
+"""Which inbox a number feeds: its routed inbox, else the built-in admins-only "Unrouted" one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.services import sql
+from store.models import Inbox, MessagingService, PhoneNumber
+
+UNROUTED_NAME = "Unrouted"
+# Arbitrary, fixed: the advisory lock key that serialises creating the Unrouted inbox.
+_UNROUTED_LOCK_KEY = 0x5B_0001
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    inbox: Inbox
+    number: PhoneNumber | None
+    messaging_service_id: int | None
+
+
+async def unrouted_inbox(session: AsyncSession) -> Inbox:
+    """The Unrouted inbox, created on first need; concurrent first needs create it once."""
+    inbox = await _find_unrouted(session)
+    if inbox is not None:
+        return inbox
+    await sql.serialize(session, _UNROUTED_LOCK_KEY)
+    inbox = await _find_unrouted(session)
+    if inbox is None:
+        inbox = Inbox(name=UNROUTED_NAME, is_unrouted=True)
+        session.add(inbox)
+        await session.flush()
+    return inbox
+
+
+async def _find_unrouted(session: AsyncSession) -> Inbox | None:
+    stmt = select(Inbox).where(Inbox.is_unrouted.is_(True)).order_by(Inbox.id).limit(1)
+    return await session.scalar(stmt)
+
+
+async def route_inbound(
+    session: AsyncSession, to_number: str, messaging_service_sid: str | None = None
+) -> Route:
+    """Where a message to our number `to_number` goes, and which messaging service it is in.
+
+    A number we do not know can still name its service through the webhook's
+    MessagingServiceSid, which is what opt-out keywords then apply to.
+    """
+    number = await session.scalar(select(PhoneNumber).where(PhoneNumber.number == to_number))
+    service_id = number.messaging_service_id if number is not None else None
+    if service_id is None and messaging_service_sid:
+        service_id = await session.scalar(
+            select(MessagingService.id).where(MessagingService.sid == messaging_service_sid)
+        )
+    inbox = None
+    if number is not None and number.inbox_id is not None:
+        inbox = await session.get(Inbox, number.inbox_id)
+    return Route(inbox or await unrouted_inbox(session), number, service_id)

@@ -1,0 +1,30 @@
+"""Dialect helpers the services share: upserts and row locks on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def insert(session: AsyncSession, table: Any) -> Any:
+    """An INSERT that supports ON CONFLICT on the session's database."""
+    if is_postgres(session):
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def serialize(session: AsyncSession, key: int) -> None:
+    """Hold a transaction-wide lock on `key` so check-then-create cannot race.
+
+    PostgreSQL takes an advisory lock; SQLite needs nothing, since every write transaction
+    begins IMMEDIATE and so already excludes every other writer until it ends.
+    """
+    if is_postgres(session):
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

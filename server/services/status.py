@@ -1,0 +1,152 @@
+"""Delivery statuses, which only ever move forward, and callbacks that beat the create response.
+
+Twilio's order: {accepted, scheduled} < queued < sending < sent < {delivered, undelivered,
+failed, partially_delivered, canceled} < read. A final state is only followed by `read`, so
+a late `sent` after `delivered` changes nothing.
+
+A status callback may arrive before our send has stored the sid Twilio gave us. It is then
+kept as a `PendingStatus`; whoever commits second (the callback or the send) applies it,
+because both look again after their own commit: the callback for the message, the send for
+pending statuses. Applying locks the message row and deletes what it applied, so a pending
+status takes effect exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.services.conversations import announce_status
+from server.services.optout import set_opt_out
+from server.state import AppState
+from server.twilio.errors import OPTED_OUT_CODE, describe
+from store.models import Conversation, Message, PendingStatus
+
+log = logging.getLogger("switchboard.status")
+
+FINAL = frozenset({"delivered", "undelivered", "failed", "partially_delivered", "canceled"})
+RANK: dict[str, int] = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    **dict.fromkeys(FINAL, 4),
+    "read": 5,
+}
+
+
+def is_known(status: str) -> bool:
+    return status in RANK
+
+
+def moves_forward(current: str, new: str) -> bool:
+    """Whether a message in `current` may take `new`: strictly later in Twilio's order."""
+    if new not in RANK:
+        return False
+    return RANK[new] > RANK.get(current, -1)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    sid: str
+    status: str
+    error_code: str | None = None
+
+
+async def lock_message_by_sid(session: AsyncSession, sid: str) -> Message | None:
+    stmt = (
+        select(Message)
+        .where(Message.twilio_sid == sid)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def apply_status(
+    session: AsyncSession, message: Message, status: str, error_code: str | None
+) -> bool:
+    """Move `message` to `status` if that is forward; keep the error code. True if changed."""
+    if not moves_forward(message.status, status):
+        return False
+    message.status = status
+    await record_error(session, message, error_code)
+    return True
+
+
+async def record_error(
+    session: AsyncSession, message: Message, code: str | None, text: str | None = None
+) -> None:
+    """Keep the error code Twilio gave for `message`; 21610 also records the opt-out."""
+    if not code:
+        return
+    message.error_code = code
+    message.error_message = text or describe(code)
+    if code == OPTED_OUT_CODE and message.messaging_service_id is not None:
+        await session.flush()
+        await set_opt_out(
+            session,
+            messaging_service_id=message.messaging_service_id,
+            phone=message.to_number,
+            opted_out=True,
+            source="error_21610",
+            message_id=message.id,
+        )
+
+
+async def apply_pending(session: AsyncSession, message: Message) -> bool:
+    """Apply (and drop) the statuses that arrived for `message` before its sid was stored.
+
+    The caller holds the message's row lock. True if the message's status changed.
+    """
+    if message.twilio_sid is None:
+        return False
+    stmt = select(PendingStatus).where(PendingStatus.twilio_sid == message.twilio_sid)
+    pending = sorted((await session.scalars(stmt)).all(), key=lambda p: (RANK[p.status], p.id))
+    if not pending:
+        return False
+    changed = False
+    for item in pending:
+        changed = await apply_status(session, message, item.status, item.error_code) or changed
+    await session.execute(
+        delete(PendingStatus).where(PendingStatus.id.in_([p.id for p in pending]))
+    )
+    return changed
+
+
+async def announce(session: AsyncSession, message: Message) -> None:
+    await session.flush()
+    inbox_id = await session.scalar(
+        select(Conversation.inbox_id).where(Conversation.id == message.conversation_id)
+    )
+    if inbox_id is not None:
+        announce_status(session, inbox_id, message)
+
+
+async def handle_callback(state: AppState, update: StatusUpdate) -> None:
+    """A status callback: apply it forward-only, or keep it until its message is known."""
+    async with state.transaction() as session:
+        message = await lock_message_by_sid(session, update.sid)
+        if message is None:
+            log.info("status %s for unknown message %s kept as pending", update.status, update.sid)
+            session.add(
+                PendingStatus(
+                    twilio_sid=update.sid, status=update.status, error_code=update.error_code
+                )
+            )
+        elif await apply_status(session, message, update.status, update.error_code):
+            await announce(session, message)
+    if message is None:
+        await settle_pending(state, update.sid)
+
+
+async def settle_pending(state: AppState, sid: str) -> None:
+    """Apply pending statuses of `sid` if its message exists by now (run after a commit)."""
+    async with state.transaction() as session:
+        message = await lock_message_by_sid(session, sid)
+        if message is not None and await apply_pending(session, message):
+            await announce(session, message)

@@ -1,0 +1,56 @@
+"""Twilio webhook signatures, checked against PUBLIC_URL and never the Host header.
+
+Behind a proxy the app sees `http://10.0.0.5:8000/...` while Twilio signed
+`https://sms.example.edu/...`; only PUBLIC_URL knows what Twilio called, so it alone is signed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from twilio.request_validator import (
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
+
+from server.errors import ApiError
+from server.settings import Settings
+
+MAX_WEBHOOK_BYTES = 256_000
+
+
+def signed_url(settings: Settings, path: str, query: str = "") -> str:
+    """The URL Twilio signs for a request to `path` (and `query`) on this server."""
+    url = settings.public_base + path
+    return f"{url}?{query}" if query else url
+
+
+def sign(settings: Settings, url: str, params: Mapping[str, str]) -> str:
+    """The X-Twilio-Signature for a POST of `params` to `url` (the simulator signs with it)."""
+    return RequestValidator(settings.webhook_auth_token).compute_signature(url, dict(params))
+
+
+async def verified_form(request: Request, settings: Settings) -> FormData:
+    """The webhook's form parameters, or 403 when the signature is missing or wrong."""
+    length = request.headers.get("content-length") or "0"
+    if not length.isdigit() or int(length) > MAX_WEBHOOK_BYTES:
+        raise ApiError(413, "too_large", "the webhook body is too large")
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if not signature:
+        raise ApiError(403, "forbidden", f"missing {SIGNATURE_HEADER} header")
+    try:
+        form = await request.form()
+    except Exception as exc:
+        raise ApiError(400, "bad_request", "the webhook body is not a form") from exc
+    if any(not isinstance(value, str) for _, value in form.multi_items()):
+        raise ApiError(400, "bad_request", "webhooks carry form fields, not files")
+    algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
+    url = signed_url(settings, request.url.path, request.url.query)
+    validator = RequestValidator(settings.webhook_auth_token)
+    if not validator.validate(url, form, signature, algorithm):
+        raise ApiError(403, "forbidden", f"invalid {SIGNATURE_HEADER} for {url}")
+    return form

@@ -1,0 +1,214 @@
+"""Helpers for the worker tests: a real SMTP server, worker processes, seeded campaigns."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as SMTPServer
+from aiosmtpd.smtp import Envelope, Session
+from sqlalchemy import select, update
+
+from server.services import sql
+from server.settings import Settings
+from server.state import AppState
+from store.models import (
+    Contact,
+    Inbox,
+    MessagingService,
+    OptOut,
+    PhoneNumber,
+    ReadMarker,
+    User,
+    utcnow,
+)
+from tests.support.live_server import REPO, free_port, settings_env
+from tests.support.messaging import new_sid
+
+
+@dataclass
+class ReceivedEmail:
+    sender: str
+    recipients: list[str]
+    message: EmailMessage
+    at: float
+
+    @property
+    def text(self) -> str:
+        body = self.message.get_body(("plain",))
+        assert body is not None
+        return str(body.get_content())
+
+
+@dataclass
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on a loopback port, that can be stopped and restarted."""
+
+    port: int = field(default_factory=free_port)
+    received: list[ReceivedEmail] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}?from=alerts@switchboard.test"
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        parsed = email.message_from_bytes(content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        with self._lock:
+            self.received.append(
+                ReceivedEmail(str(envelope.mail_from), list(envelope.rcpt_tos), parsed, time.time())
+            )
+        return "250 OK"
+
+    def start(self) -> None:
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def emails(self) -> list[ReceivedEmail]:
+        with self._lock:
+            return list(self.received)
+
+
+def spawn_worker(settings: Settings, **env: str) -> subprocess.Popen[bytes]:
+    """`switchboard worker` as a child process on `settings`, with extra environment."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "worker"],
+        cwd=REPO,
+        env={**settings_env(settings), **env},
+    )
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@dataclass
+class Blast:
+    service_id: int
+    number: str  # routed to the replies inbox
+    inbox_id: int
+    admin_id: int
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def seed_blast(state: AppState, admin_token: str, admin_id: int) -> Blast:
+    """A blast messaging service whose one number routes to its own "Campaign replies" inbox."""
+    async with state.transaction() as session:
+        service = MessagingService(sid=new_sid("MG"), name="Blasts", purpose="blast")
+        inbox = Inbox(name="Campaign replies")
+        session.add_all([service, inbox])
+        await session.flush()
+        number = "+16175550190"
+        session.add(
+            PhoneNumber(
+                sid=new_sid("PN"), number=number, messaging_service_id=service.id, inbox_id=inbox.id
+            )
+        )
+    return Blast(service.id, number, inbox.id, admin_id, admin_token)
+
+
+def phone(index: int) -> str:
+    return f"+1617555{index:04d}"
+
+
+async def add_contacts(
+    state: AppState, count: int, *, start: int = 2000, fields: Mapping[str, Any] | None = None
+) -> list[int]:
+    now = utcnow()
+    rows = [
+        {
+            "phone": phone(start + i),
+            "first_name": f"First{i}",
+            "last_name": f"Last{i}",
+            "email": "",
+            "fields": dict(fields or {}),
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(count)
+    ]
+    async with state.transaction() as session:
+        for offset in range(0, len(rows), 500):
+            await session.execute(sql.insert(session, Contact).values(rows[offset : offset + 500]))
+        found = await session.scalars(
+            select(Contact.id)
+            .where(Contact.phone.in_([r["phone"] for r in rows]))
+            .order_by(Contact.id)
+        )
+        return list(found.all())
+
+
+async def opt_out(state: AppState, service_id: int, phones: list[str]) -> None:
+    async with state.transaction() as session:
+        session.add_all(
+            OptOut(messaging_service_id=service_id, phone=p, opted_out=True, source="keyword")
+            for p in phones
+        )
+
+
+async def mark_read(state: AppState, user_id: int, conversation_id: int, message_id: int) -> None:
+    async with state.transaction() as session:
+        await session.execute(
+            sql.insert(session, ReadMarker)
+            .values(user_id=user_id, conversation_id=conversation_id, message_id=message_id)
+            .on_conflict_do_update(
+                index_elements=[ReadMarker.user_id, ReadMarker.conversation_id],
+                set_={"message_id": message_id},
+            )
+        )
+
+
+async def set_notifications(
+    state: AppState, inbox_id: int, *, delay: int, to: Any = "members", enabled: bool = True
+) -> None:
+    async with state.transaction() as session:
+        await session.execute(
+            update(Inbox)
+            .where(Inbox.id == inbox_id)
+            .values(notify_enabled=enabled, notify_delay_seconds=delay, notify_to=to)
+        )
+
+
+async def user_email(state: AppState, user_id: int) -> str:
+    async with state.reading() as session:
+        return str(await session.scalar(select(User.email).where(User.id == user_id)))
+
+
+def worker_env(**overrides: str) -> dict[str, str]:
+    """Fast polling and short timeouts for worker processes under test."""
+    env = {
+        "SWITCHBOARD_WORKER_POLL_SECONDS": "0.1",
+        "SWITCHBOARD_NOTIFY_POLL_SECONDS": "0.1",
+        "SWITCHBOARD_NOTIFY_RETRY_SECONDS": "0.2",
+    }
+    env.update(overrides)
+    return env

@@ -1,0 +1,208 @@
+"""Unread email notifications, sent by the worker to a real SMTP server (aiosmtpd) on loopback."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import httpx
+from sqlalchemy import select
+
+from server.settings import Settings
+from store.models import Contact, Conversation, Message, Notification
+from tests.support.live_server import LiveServer
+from tests.support.messaging import World, eventually, text_in
+from tests.worker.conftest import StartWorker
+from tests.worker.support import ReceivedEmail, SmtpSink, mark_read, set_notifications
+
+ANN = "+16175550161"
+BEN = "+16175550162"
+CAL = "+16175550163"
+
+
+def with_smtp(server: LiveServer, sink: SmtpSink) -> Settings:
+    return replace(server.settings, smtp_url=sink.url)
+
+
+async def inbound(server: LiveServer, http: httpx.AsyncClient, world: World, who: str, body: str):
+    """Text in as `who` through the real webhook; the stored message."""
+    response = await text_in(http, server.settings, who, world.n1, body)
+    assert response.status_code == 200
+    async with server.state.reading() as session:
+        stmt = select(Message).where(Message.body == body).order_by(Message.id.desc())
+        return (await session.scalars(stmt)).first()
+
+
+def about(emails: list[ReceivedEmail], conversation_id: int) -> list[ReceivedEmail]:
+    return [e for e in emails if e.text.rstrip().endswith(f"/conversations/{conversation_id}")]
+
+
+async def notification_rows(server: LiveServer, conversation_id: int) -> list[Notification]:
+    async with server.state.reading() as session:
+        stmt = select(Notification).where(Notification.conversation_id == conversation_id)
+        return list((await session.scalars(stmt)).all())
+
+
+async def sent_rows(server: LiveServer, conversation_id: int) -> list[Notification]:
+    rows = await notification_rows(server, conversation_id)
+    return rows if rows and all(row.state == "sent" for row in rows) else []
+
+
+async def test_unread_message_is_emailed_to_members_after_the_delay(
+    live_server: LiveServer,
+    http: httpx.AsyncClient,
+    world: World,
+    smtp: SmtpSink,
+    start_worker: StartWorker,
+) -> None:
+    async with live_server.state.transaction() as session:
+        session.add(Contact(phone=ANN, first_name="Ann", last_name="Lee"))
+    await set_notifications(live_server.state, world.admissions, delay=1)
+    await start_worker(with_smtp(live_server, smtp))
+
+    message = await inbound(live_server, http, world, ANN, "Is the deadline on Friday?")
+    [email] = await eventually(lambda: _async(smtp.emails()), within=20)
+
+    # Not before the delay; to the inbox's one member, not to the admin who is no member.
+    assert email.at >= message.created_at.timestamp() + 1
+    assert email.recipients == ["member@example.edu"]
+    assert email.message["To"] == "member@example.edu"
+    assert email.message["Subject"] == "Unread message from Ann Lee in Admissions"
+    assert "Ann Lee (+16175550161) wrote to Admissions" in email.text
+    assert "Is the deadline on Friday?" in email.text
+    link = f"{live_server.settings.public_base}/conversations/{message.conversation_id}"
+    assert link in email.text
+    [row] = await eventually(lambda: sent_rows(live_server, message.conversation_id))
+    assert (row.message_id, row.attempts) == (message.id, 1)
+
+
+async def test_a_member_reading_first_cancels_it_but_an_admin_reading_does_not(
+    live_server: LiveServer,
+    http: httpx.AsyncClient,
+    world: World,
+    smtp: SmtpSink,
+    start_worker: StartWorker,
+) -> None:
+    await set_notifications(live_server.state, world.admissions, delay=2)
+    await start_worker(with_smtp(live_server, smtp))
+
+    read_by_member = await inbound(live_server, http, world, ANN, "first")
+    read_by_admin = await inbound(live_server, http, world, BEN, "second")
+    unread = await inbound(live_server, http, world, CAL, "third")
+    await mark_read(
+        live_server.state, world.member, read_by_member.conversation_id, read_by_member.id
+    )
+    await mark_read(live_server.state, world.admin, read_by_admin.conversation_id, read_by_admin.id)
+
+    # The last one's email comes after the others were due: by then they were looked at too.
+    await eventually(lambda: _async(about(smtp.emails(), unread.conversation_id)), within=20)
+    await eventually(lambda: _async(about(smtp.emails(), read_by_admin.conversation_id)), within=20)
+    assert about(smtp.emails(), read_by_member.conversation_id) == []
+    assert await notification_rows(live_server, read_by_member.conversation_id) == []
+    assert len(smtp.emails()) == 2
+
+
+async def test_one_email_per_quiet_period(
+    live_server: LiveServer,
+    http: httpx.AsyncClient,
+    world: World,
+    smtp: SmtpSink,
+    start_worker: StartWorker,
+) -> None:
+    await set_notifications(live_server.state, world.admissions, delay=1)
+    await start_worker(with_smtp(live_server, smtp))
+
+    first = await inbound(live_server, http, world, ANN, "hello?")
+    conversation_id = first.conversation_id
+    await eventually(lambda: _async(about(smtp.emails(), conversation_id)), within=20)
+
+    # More messages while still unread: no second email, even well after their delay.
+    await inbound(live_server, http, world, ANN, "anyone there?")
+    latest = await inbound(live_server, http, world, ANN, "please answer")
+    control = await inbound(live_server, http, world, BEN, "control")
+    await eventually(lambda: _async(about(smtp.emails(), control.conversation_id)), within=20)
+    assert len(about(smtp.emails(), conversation_id)) == 1
+
+    # A member reads: the quiet period ends; the next message starts a new one.
+    await mark_read(live_server.state, world.member, conversation_id, latest.id)
+    again = await inbound(live_server, http, world, ANN, "one more thing")
+    emails = await eventually(
+        lambda: _async(len(about(smtp.emails(), conversation_id)) == 2 and smtp.emails()),
+        within=20,
+    )
+    second = about(emails, conversation_id)[1]
+    assert "one more thing" in second.text
+    rows = await notification_rows(live_server, conversation_id)
+    assert sorted(r.message_id for r in rows) == [first.id, again.id]
+
+
+async def test_smtp_down_is_retried_with_backoff_until_it_is_up(
+    live_server: LiveServer,
+    http: httpx.AsyncClient,
+    world: World,
+    start_worker: StartWorker,
+) -> None:
+    sink = SmtpSink()  # not started: its port refuses connections
+    await set_notifications(live_server.state, world.admissions, delay=0)
+    await start_worker(with_smtp(live_server, sink))
+    message = await inbound(live_server, http, world, ANN, "are you there?")
+
+    async def failed_twice() -> Notification | None:
+        rows = await notification_rows(live_server, message.conversation_id)
+        return rows[0] if rows and rows[0].attempts >= 2 else None
+
+    row = await eventually(failed_twice, within=20)
+    assert row.state == "pending" and row.last_error
+    # Meanwhile the inbox goes on: another message is stored and answered as usual.
+    assert (await inbound(live_server, http, world, BEN, "still works")) is not None
+
+    sink.start()
+    try:
+        emails = await eventually(lambda: _async(about(sink.emails(), message.conversation_id)))
+        [row] = await eventually(lambda: sent_rows(live_server, message.conversation_id))
+        assert row.attempts >= 3
+        assert len(about(sink.emails(), message.conversation_id)) == len(emails) == 1
+    finally:
+        sink.stop()
+
+
+async def test_an_address_list_gets_it_instead_of_the_members(
+    live_server: LiveServer,
+    http: httpx.AsyncClient,
+    world: World,
+    smtp: SmtpSink,
+    start_worker: StartWorker,
+) -> None:
+    to = ["desk@example.edu", "dean@example.edu"]
+    await set_notifications(live_server.state, world.admissions, delay=0, to=to)
+    await start_worker(with_smtp(live_server, smtp))
+    await inbound(live_server, http, world, ANN, "hi")
+    [email] = await eventually(lambda: _async(smtp.emails()), within=20)
+    assert sorted(email.recipients) == sorted(to)
+
+
+async def test_two_workers_never_send_the_same_email_twice(
+    live_server: LiveServer,
+    http: httpx.AsyncClient,
+    world: World,
+    smtp: SmtpSink,
+    start_worker: StartWorker,
+) -> None:
+    await set_notifications(live_server.state, world.admissions, delay=1)
+    settings = with_smtp(live_server, smtp)
+    await start_worker(settings)
+    await start_worker(settings)
+    phones = [f"+1617555{3000 + i}" for i in range(20)]
+    for phone in phones:
+        await inbound(live_server, http, world, phone, f"hello from {phone}")
+    emails = await eventually(lambda: _async(len(smtp.emails()) >= 20 and smtp.emails()), within=30)
+    async with live_server.state.reading() as session:
+        ids = (await session.scalars(select(Conversation.id))).all()
+    control = await inbound(live_server, http, world, ANN, "control")
+    await eventually(lambda: _async(about(smtp.emails(), control.conversation_id)), within=20)
+    for conversation_id in ids:
+        assert len(about(smtp.emails(), conversation_id)) == 1, conversation_id
+    assert len(emails) == 20
+
+
+async def _async(value):
+    return value
