@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -14,8 +15,8 @@ from server import queries
 from server.deps import app_state, json_body, path_id, require_admin
 from server.errors import invalid
 from server.phones import InvalidPhone, to_e164
-from server.routes.api_common import PREFIX, answer, no_content
-from server.routes.api_input import MISSING, Fields, query_limit, query_text
+from server.routes.api_common import PREFIX, answer, no_content, read_answer
+from server.routes.api_input import MISSING, Fields, paging, query_text
 from server.serializers import inbox_json, messaging_service_json, phone_number_json, user_json
 from server.services import admin
 
@@ -46,11 +47,8 @@ def _query_id(request: Request, name: str) -> int | None:
 
 async def list_messaging_services(request: Request) -> Response:
     user = await require_admin(request)
-    async with app_state(request).reading() as session:
-        page = await queries.list_messaging_services(
-            session, user, cursor=query_text(request, "cursor"), limit=query_limit(request)
-        )
-    return answer(page.json())
+    page = paging(request)
+    return await read_answer(request, lambda s: queries.list_messaging_services(s, user, **page))
 
 
 async def create_messaging_service(request: Request) -> Response:
@@ -69,16 +67,12 @@ async def create_messaging_service(request: Request) -> Response:
 
 async def list_phone_numbers(request: Request) -> Response:
     user = await require_admin(request)
-    async with app_state(request).reading() as session:
-        page = await queries.list_phone_numbers(
-            session,
-            user,
-            inbox_id=_query_id(request, "inbox_id"),
-            messaging_service_id=_query_id(request, "messaging_service_id"),
-            cursor=query_text(request, "cursor"),
-            limit=query_limit(request),
-        )
-    return answer(page.json())
+    filters = {
+        "inbox_id": _query_id(request, "inbox_id"),
+        "messaging_service_id": _query_id(request, "messaging_service_id"),
+        **paging(request),
+    }
+    return await read_answer(request, lambda s: queries.list_phone_numbers(s, user, **filters))
 
 
 def _routed_number(number: Any, warnings: list[dict[str, Any]]) -> dict[str, Any]:
@@ -179,9 +173,10 @@ async def update_inbox(request: Request) -> Response:
 async def list_members(request: Request) -> Response:
     user = await require_admin(request)
     inbox_id = path_id(request)
-    async with app_state(request).reading() as session:
-        members = await queries.inbox_members(session, user, inbox_id)
-    return answer({"items": members, "next_cursor": None})
+    return await read_answer(
+        request,
+        lambda s: queries.inbox_members(s, user, inbox_id),
+    )
 
 
 async def put_member(request: Request) -> Response:
@@ -227,11 +222,8 @@ def _email(fields: Fields) -> str:
 
 async def list_users(request: Request) -> Response:
     user = await require_admin(request)
-    async with app_state(request).reading() as session:
-        page = await queries.list_users(
-            session, user, cursor=query_text(request, "cursor"), limit=query_limit(request)
-        )
-    return answer(page.json())
+    page = paging(request)
+    return await read_answer(request, lambda s: queries.list_users(s, user, **page))
 
 
 async def create_user(request: Request) -> Response:
@@ -255,9 +247,11 @@ async def create_user(request: Request) -> Response:
 async def get_user(request: Request) -> Response:
     await require_admin(request)
     user_id = path_id(request)
-    async with app_state(request).reading() as session:
-        user = await admin.get_user(session, user_id)
-    return answer(user_json(user))
+
+    async def read(session: AsyncSession) -> dict[str, Any]:
+        return user_json(await admin.get_user(session, user_id))
+
+    return await read_answer(request, read)
 
 
 async def update_user(request: Request) -> Response:

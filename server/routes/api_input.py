@@ -125,3 +125,8 @@ def query_limit(request: Request) -> int:
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise invalid(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
     return int(raw)
+
+
+def paging(request: Request) -> dict[str, Any]:
+    """The `cursor` and `limit` of a list call, checked."""
+    return {"cursor": query_text(request, "cursor"), "limit": query_limit(request)}

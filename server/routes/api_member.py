@@ -16,8 +16,8 @@ from server import queries
 from server.deps import app_state, current_user, json_body, path_id
 from server.errors import invalid
 from server.phones import InvalidPhone, to_e164
-from server.routes.api_common import PREFIX, answer
-from server.routes.api_input import MISSING, Fields, query_limit, query_text
+from server.routes.api_common import PREFIX, answer, read_answer
+from server.routes.api_input import MISSING, Fields, paging, query_limit, query_text
 from server.serializers import contact_json
 from server.services.contact_records import create_contact as create_contact_row
 from server.services.read_state import mark_read
@@ -30,38 +30,28 @@ EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 async def list_inboxes(request: Request) -> Response:
     user = await current_user(request)
-    async with app_state(request).reading() as session:
-        items = await queries.visible_inboxes(session, user)
-    return answer({"items": items, "next_cursor": None})
+    return await read_answer(request, lambda s: queries.visible_inboxes(s, user))
 
 
 async def get_inbox(request: Request) -> Response:
     user = await current_user(request)
     inbox_id = path_id(request)
-    async with app_state(request).reading() as session:
-        return answer(await queries.get_inbox(session, user, inbox_id))
+    return await read_answer(request, lambda s: queries.get_inbox(s, user, inbox_id))
 
 
 async def list_conversations(request: Request) -> Response:
     user = await current_user(request)
     inbox_id = path_id(request)
-    async with app_state(request).reading() as session:
-        page = await queries.list_conversations(
-            session,
-            user,
-            inbox_id,
-            filter=query_text(request, "filter") or "all",
-            cursor=query_text(request, "cursor"),
-            limit=query_limit(request),
-        )
-    return answer(page.json())
+    options = {"filter": query_text(request, "filter") or "all", **paging(request)}
+    return await read_answer(
+        request, lambda s: queries.list_conversations(s, user, inbox_id, **options)
+    )
 
 
 async def get_conversation(request: Request) -> Response:
     user = await current_user(request)
     conversation_id = path_id(request)
-    async with app_state(request).reading() as session:
-        return answer(await queries.get_conversation(session, user, conversation_id))
+    return await read_answer(request, lambda s: queries.get_conversation(s, user, conversation_id))
 
 
 async def list_messages(request: Request) -> Response:
@@ -69,11 +59,11 @@ async def list_messages(request: Request) -> Response:
     conversation_id = path_id(request)
     # `cursor` is accepted too, so a client can follow `next_cursor` the same way everywhere.
     before = queries.parse_before(query_text(request, "before") or query_text(request, "cursor"))
-    async with app_state(request).reading() as session:
-        page = await queries.list_messages(
-            session, user, conversation_id, before=before, limit=query_limit(request)
-        )
-    return answer(page.json())
+    limit = query_limit(request)
+    return await read_answer(
+        request,
+        lambda s: queries.list_messages(s, user, conversation_id, before=before, limit=limit),
+    )
 
 
 async def read_conversation(request: Request) -> Response:
@@ -92,15 +82,8 @@ async def read_conversation(request: Request) -> Response:
 
 async def list_contacts(request: Request) -> Response:
     user = await current_user(request)
-    async with app_state(request).reading() as session:
-        page = await queries.search_contacts(
-            session,
-            user,
-            query_text(request, "q"),
-            cursor=query_text(request, "cursor"),
-            limit=query_limit(request),
-        )
-    return answer(page.json())
+    q, page = query_text(request, "q"), paging(request)
+    return await read_answer(request, lambda s: queries.search_contacts(s, user, q, **page))
 
 
 def _contact_fields(value: Any) -> dict[str, Any]:
@@ -157,8 +140,7 @@ async def create_contact(request: Request) -> Response:
 async def get_contact(request: Request) -> Response:
     user = await current_user(request)
     contact_id = path_id(request)
-    async with app_state(request).reading() as session:
-        return answer(await queries.get_contact(session, user, contact_id))
+    return await read_answer(request, lambda s: queries.get_contact(s, user, contact_id))
 
 
 routes: list[BaseRoute] = [

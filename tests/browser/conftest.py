@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import pytest
 from playwright.async_api import Browser, async_playwright
 
+from server.settings import Settings
 from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, ErrorWatch, Team, build_team
-from tests.support.live_server import LiveServer
+from tests.support.live_server import LiveServer, start_live_server
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +24,35 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest.fixture
 async def team(live_server: LiveServer) -> Team:
     return await build_team(live_server)
+
+
+@dataclass
+class OwnServer:
+    """A server the test itself stops and starts again (on the same port, same database)."""
+
+    settings: Settings
+    server: LiveServer
+    team: Team
+    running: bool = True
+
+    async def stop(self) -> None:
+        if self.running:
+            self.running = False
+            await self.server.stop()
+
+    async def restart(self, port: int) -> LiveServer:
+        await self.stop()
+        self.server = await start_live_server(self.settings, port=port)
+        self.running = True
+        return self.server
+
+
+@pytest.fixture
+async def own_server(settings: Settings) -> AsyncIterator[OwnServer]:
+    server = await start_live_server(settings)
+    own = OwnServer(settings, server, await build_team(server))
+    yield own
+    await own.stop()
 
 
 @pytest.fixture

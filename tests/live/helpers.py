@@ -4,6 +4,7 @@ events written through the real unit of work (`state.transaction()` + the outbox
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from server.auth import SESSION_COOKIE, authenticate_token, start_session
-from server.services.users import create_user
+from server.passwords import hash_password
 from server.state import AppState
 from store import outbox
 from store.models import Contact, Conversation, Inbox, InboxMember, User
@@ -158,11 +159,16 @@ class Team:
     members: dict[str, Member] = field(default_factory=dict)
 
 
+@functools.cache
+def _password_hash() -> str:
+    return hash_password("password-123")  # Argon2 is slow on purpose: hash once per run
+
+
 async def add_user(state: AppState, email: str, role: str = "staff", name: str = "") -> Member:
     async with state.transaction() as session:
-        user = await create_user(
-            session, email=email, password="password-123", name=name, role=role
-        )
+        user = User(email=email, password_hash=_password_hash(), name=name, role=role)
+        session.add(user)
+        await session.flush()
         token = await start_session(session, user)
         found = await authenticate_token(session, token)
         assert found is not None
