@@ -25,7 +25,6 @@ import math
 import multiprocessing
 import os
 import resource
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -596,10 +595,6 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
         ]
         print("| " + " | ".join(cells) + " |")
     sys.stdout.flush()
-
-
-def mean(values: Sequence[float]) -> float:
-    return statistics.fmean(values) if values else math.nan
 
 
 def http_session(connections: int = 64) -> aiohttp.ClientSession:

@@ -14,7 +14,7 @@ import secrets
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -349,10 +349,6 @@ def subscribe_frame(channel: str, since: int | None = None) -> bytes:
     if since is not None:
         frame["since"] = since
     return msgpack.packb(frame)
-
-
-def describe(servers: Sequence[ServedProcess]) -> str:
-    return ", ".join(s.base_url for s in servers)
 
 
 # --- fan-out -----------------------------------------------------------------------------
