@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
+from server.logging import setup_logging
 from server.settings import Settings
 from store.migrate import upgrade
 
@@ -38,8 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     text_in.add_argument("body")
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings.from_env()
+    setup_logging(settings)
 
     if args.command == "migrate":
         upgrade(settings.database_url)
@@ -83,7 +83,8 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         ws="websockets",
         ws_per_message_deflate=False,
         proxy_headers=False,
-        log_level="info",
+        log_config=None,
+        access_log=False,
         timeout_graceful_shutdown=10,
     )
     uvicorn.Server(config).run()
