@@ -217,6 +217,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/admin/numbers"): Rule("admin", page=True),
     ("GET", "/admin/users"): Rule("admin", page=True),
     ("GET", "/admin/campaigns"): Rule("admin", page=True),
+    ("GET", "/healthz"): Rule("public"),
+    ("GET", "/readyz"): Rule("public"),
+    ("GET", "/metrics"): Rule("public"),
     ("GET", "/admin/campaigns/{id}"): Rule(
         "admin", (404,), page=True, params=lambda w, s: {"id": 999999}
     ),
