@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,10 +217,17 @@ async def emit(
             outbox.emit(session, channel, type, {"n": n, **data})
 
 
-async def eventually(condition: Callable[[], bool], within: float = TIMEOUT) -> None:
+async def eventually(
+    condition: Callable[[], bool | Awaitable[bool]], within: float = TIMEOUT
+) -> None:
     """Wait for `condition` to hold (the timeout is only a failure guard)."""
+
+    async def holds() -> bool:
+        result = condition()
+        return bool(await result) if inspect.isawaitable(result) else bool(result)
+
     for _ in range(int(within / 0.05)):
-        if condition():
+        if await holds():
             return
         await asyncio.sleep(0.05)
-    assert condition(), "condition never held"
+    assert await holds(), "condition never held"
