@@ -7,7 +7,8 @@ import asyncio
 import functools
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +18,16 @@ from websockets.exceptions import ConnectionClosed
 
 from server.auth import SESSION_COOKIE, authenticate_token, start_session
 from server.passwords import hash_password
+from server.settings import Settings
 from server.state import AppState
 from store import outbox
 from store.models import Contact, Conversation, Inbox, InboxMember, User
+from tests.support.live_server import (
+    LiveServer,
+    ServerProcess,
+    start_live_server,
+    start_server_process,
+)
 
 TIMEOUT = 15.0
 
@@ -163,6 +171,30 @@ class Team:
 @functools.cache
 def _password_hash() -> str:
     return hash_password("password-123")  # Argon2 is slow on purpose: hash once per run
+
+
+@dataclass
+class Cluster:
+    """Two server processes on one database and one Redis, and a team seeded in it."""
+
+    a: LiveServer  # in this process, so a test can commit through its unit of work
+    b: ServerProcess  # a child `switchboard serve`
+    team: Team
+
+
+@asynccontextmanager
+async def two_processes(settings: Settings) -> AsyncIterator[Cluster]:
+    a = await start_live_server(settings)
+    try:
+        team = await seed_team(a.state)
+        b = start_server_process(settings)
+        try:
+            yield Cluster(a, b, team)
+        finally:
+            if b.process.poll() is None:
+                b.terminate()
+    finally:
+        await a.stop()
 
 
 async def add_user(state: AppState, email: str, role: str = "staff", name: str = "") -> Member:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 import redis.asyncio as aioredis
@@ -13,34 +13,23 @@ from server.auth import revoke_session
 from server.settings import Settings
 from store.models import InboxMember, User
 from tests.live.conftest import REDIS_URL, with_redis
-from tests.live.helpers import LiveClient, Team, emit, eventually, seed_team, seqs
-from tests.support.live_server import (
-    LiveServer,
-    ServerProcess,
-    start_live_server,
-    start_server_process,
+from tests.live.helpers import (
+    Cluster,
+    LiveClient,
+    emit,
+    eventually,
+    seed_team,
+    seqs,
+    two_processes,
 )
-
-
-@dataclass
-class Cluster:
-    a: LiveServer  # in this process, so the test can commit through it
-    b: ServerProcess  # a child `switchboard serve`
-    team: Team
+from tests.support.live_server import start_live_server
 
 
 @pytest.fixture
 async def cluster(settings: Settings) -> AsyncIterator[Cluster]:
     # No outbox polling: whatever reaches process B must have come through Redis.
-    shared = with_redis(replace(settings, live_poll_seconds=0))
-    a = await start_live_server(shared)
-    team = await seed_team(a.state)
-    b = start_server_process(shared)
-    try:
-        yield Cluster(a, b, team)
-    finally:
-        b.terminate()
-        await a.stop()
+    async with two_processes(with_redis(replace(settings, live_poll_seconds=0))) as both:
+        yield both
 
 
 async def test_an_event_committed_on_one_process_reaches_a_socket_on_another(
