@@ -163,3 +163,8 @@ class Connection:
                     await self.transport.close(code, reason)
         except TransportClosed:
             self.abandon()
+        except Exception:
+            log.exception("writing to %s failed; dropping the socket", self.key)
+            self.abandon()
+            with contextlib.suppress(Exception):
+                await self.transport.close(1011, "internal error; reconnect")
