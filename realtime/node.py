@@ -97,8 +97,9 @@ class Node:
         if options.access_sweep > 0:
             self._loops.append(self._every(options.access_sweep, self._recheck_all))
 
-    async def stop(self) -> None:
-        """Close every socket with a "reconnect" reason, then stop the loops and the broker."""
+    async def drain(self) -> None:
+        """Close every socket with a "reconnect" reason and wait (a bounded time) until they
+        are gone; sockets opened from now on are closed the same way. Publishing goes on."""
         self._stopping = True
         for connection in list(self._connections.values()):
             connection.close(protocol.CLOSE_RESTART, RESTART_REASON)
@@ -106,6 +107,10 @@ class Node:
             self._all_gone.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._all_gone.wait(), self.options.send.close_timeout)
+
+    async def stop(self) -> None:
+        """Drain the sockets, then stop the loops and the broker."""
+        await self.drain()
         for task in [*self._loops, *self._background]:
             task.cancel()
         for task in [*self._loops, *self._background]:
