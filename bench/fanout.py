@@ -2,7 +2,7 @@
 (signed as Twilio signs them) posted at a fixed rate; webhook→delivery latency and delivered
 frames/s, for one `switchboard serve` process (in-process broker) and for two sharing Redis.
 
-    python -m bench.fanout                 # 1,000 clients, 200 webhooks at 20/s
+    python -m bench.fanout                 # 1,000 clients, 100 webhooks at 5/s
     python -m bench.fanout --smoke         # a few seconds
 
 The servers are real `switchboard serve` child processes on one SQLite file (or
@@ -297,8 +297,8 @@ async def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--webhooks", type=int, default=200)
-    parser.add_argument("--rate", type=float, default=20.0, help="webhooks per second")
+    parser.add_argument("--webhooks", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=5.0, help="webhooks per second")
     parser.add_argument("--workers", type=int, default=4, help="client processes")
     parser.add_argument("--database-url", help="default: a fresh SQLite file per configuration")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
