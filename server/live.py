@@ -62,6 +62,13 @@ async def start(state: AppState) -> None:
     _trimmers[state] = asyncio.create_task(_trim_forever(state), name="outbox-trim")
 
 
+async def drain(state: AppState) -> None:
+    """Before the server shuts down: send every socket elsewhere, telling it to resume there."""
+    node = _nodes.get(state)
+    if node is not None:
+        await node.drain()
+
+
 async def stop(state: AppState) -> None:
     trimmer = _trimmers.pop(state, None)
     if trimmer is not None:
