@@ -32,12 +32,12 @@ async def contact(server: LiveServer, number: str) -> Contact:
 
 
 async def test_a_missing_merge_field_is_refused_naming_the_contacts(
-    blast_server: LiveServer, blast_http: httpx.AsyncClient, blast: Blast
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
 ) -> None:
-    with_school = await add_contacts(blast_server.state, 3, fields={"school": "Elm High"})
-    without = await add_contacts(blast_server.state, 2, start=3000)
+    with_school = await add_contacts(twilio_server.state, 3, fields={"school": "Elm High"})
+    without = await add_contacts(twilio_server.state, 2, start=3000)
     response = await post(
-        blast_http,
+        twilio_http,
         blast,
         **draft(blast, body="Hi {first_name}, see you at {school}!"),
         contact_ids=with_school + without,
@@ -51,11 +51,11 @@ async def test_a_missing_merge_field_is_refused_naming_the_contacts(
         (without[1], ["school"]),
     ]
     assert "First0 Last0 (+16175553000) has no school" in error["detail"]
-    listed = await blast_http.get(CAMPAIGNS, headers=blast.auth)
+    listed = await twilio_http.get(CAMPAIGNS, headers=blast.auth)
     assert listed.json() == {"items": [], "next_cursor": None}
 
     created = await post(
-        blast_http,
+        twilio_http,
         blast,
         **draft(blast, body="Hi {first_name}, see you at {school}!"),
         contact_ids=with_school,
@@ -66,10 +66,10 @@ async def test_a_missing_merge_field_is_refused_naming_the_contacts(
 
 
 async def test_recipients_given_as_data_are_normalised_merged_and_saved_on_contacts(
-    blast_server: LiveServer, blast_http: httpx.AsyncClient, blast: Blast
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
 ) -> None:
     response = await post(
-        blast_http,
+        twilio_http,
         blast,
         **draft(blast, body="Hello {first_name} {last_name}"),
         recipients=[
@@ -82,12 +82,12 @@ async def test_recipients_given_as_data_are_normalised_merged_and_saved_on_conta
     body = response.json()
     assert body["counts"]["total"] == 2
     assert body["duplicates_merged"] == 1
-    ann = await contact(blast_server, "+16175550100")
+    ann = await contact(twilio_server, "+16175550100")
     assert (ann.first_name, ann.last_name) == ("Ann", "Lee")
     assert [item["body"] for item in body["preview"]["items"]] == ["Hello Ann Lee", "Hello Bo Chan"]
 
     bad = await post(
-        blast_http,
+        twilio_http,
         blast,
         **draft(blast, body="Hi"),
         recipients=[{"phone": "+16175550102"}, {"phone": "not a number"}, {"name": "x"}],
@@ -95,14 +95,14 @@ async def test_recipients_given_as_data_are_normalised_merged_and_saved_on_conta
     assert bad.status_code == 422
     assert bad.json()["error"] == "invalid_recipients"
     assert [e["index"] for e in bad.json()["errors"]] == [1, 2]
-    async with blast_server.state.reading() as session:
+    async with twilio_server.state.reading() as session:
         assert await session.scalar(select(Contact).where(Contact.phone == "+16175550102")) is None
 
 
 async def test_csv_upload_reports_bad_rows_by_line_and_adds_nothing(
-    blast_server: LiveServer, blast_http: httpx.AsyncClient, blast: Blast
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
 ) -> None:
-    created = await post(blast_http, blast, **draft(blast, body="Hi {first_name} ({grade})"))
+    created = await post(twilio_http, blast, **draft(blast, body="Hi {first_name} ({grade})"))
     campaign_id = created.json()["id"]
     bad_csv = (
         "Phone,First Name,Last Name,Grade\n"
@@ -111,7 +111,7 @@ async def test_csv_upload_reports_bad_rows_by_line_and_adds_nothing(
         "617-555-0112,Cy\n"
         ",Di,Fox,10\n"
     )
-    response = await blast_http.post(
+    response = await twilio_http.post(
         f"{CAMPAIGNS}/{campaign_id}/recipients",
         content=bad_csv,
         headers={**blast.auth, "Content-Type": "text/csv"},
@@ -124,7 +124,7 @@ async def test_csv_upload_reports_bad_rows_by_line_and_adds_nothing(
         (4, "expected 4 cells, found 2"),
         (5, "no phone number"),
     ]
-    shown = await blast_http.get(f"{CAMPAIGNS}/{campaign_id}", headers=blast.auth)
+    shown = await twilio_http.get(f"{CAMPAIGNS}/{campaign_id}", headers=blast.auth)
     assert shown.json()["counts"]["total"] == 0
 
     good_csv = (
@@ -133,7 +133,7 @@ async def test_csv_upload_reports_bad_rows_by_line_and_adds_nothing(
         '"(617) 555-0111","Bo, Jr.",12\r\n'
         "+16175550110,,11\r\n"
     )
-    upload = await blast_http.post(
+    upload = await twilio_http.post(
         f"{CAMPAIGNS}/{campaign_id}/recipients",
         files={"file": ("students.csv", good_csv.encode(), "text/csv")},
         headers=blast.auth,
@@ -145,13 +145,13 @@ async def test_csv_upload_reports_bad_rows_by_line_and_adds_nothing(
         "duplicates_merged": 1,
         "total": 2,
     }
-    bo = await contact(blast_server, "+16175550111")
+    bo = await contact(twilio_server, "+16175550111")
     assert (bo.first_name, bo.fields) == ("Bo, Jr.", {"grade": "12"})
-    preview = await blast_http.get(f"{CAMPAIGNS}/{campaign_id}/preview", headers=blast.auth)
+    preview = await twilio_http.get(f"{CAMPAIGNS}/{campaign_id}/preview", headers=blast.auth)
     assert [i["body"] for i in preview.json()["items"]] == ["Hi Ann (11)", "Hi Bo, Jr. (12)"]
 
     # Rows for someone the campaign already has, and a CSV lacking the merge field, are told.
-    again = await blast_http.post(
+    again = await twilio_http.post(
         f"{CAMPAIGNS}/{campaign_id}/recipients",
         content="phone,first_name\n6175550110,Ann\n6175550113,Eve\n",
         headers={**blast.auth, "Content-Type": "text/csv"},
@@ -162,56 +162,58 @@ async def test_csv_upload_reports_bad_rows_by_line_and_adds_nothing(
 
 
 async def test_filter_picks_contacts_by_inbox_and_field(
-    blast_server: LiveServer, blast_http: httpx.AsyncClient, blast: Blast
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
 ) -> None:
-    await add_contacts(blast_server.state, 3, fields={"year": "2"})
-    await add_contacts(blast_server.state, 2, start=3000, fields={"year": "3"})
+    await add_contacts(twilio_server.state, 3, fields={"year": "2"})
+    await add_contacts(twilio_server.state, 2, start=3000, fields={"year": "3"})
     response = await post(
-        blast_http, blast, **draft(blast, body="Year 2 news"), filter={"fields": {"year": "2"}}
+        twilio_http, blast, **draft(blast, body="Year 2 news"), filter={"fields": {"year": "2"}}
     )
     assert response.status_code == 201, response.text
     assert response.json()["counts"]["total"] == 3
-    empty = await post(blast_http, blast, **draft(blast, body="x"), filter={})
+    empty = await post(twilio_http, blast, **draft(blast, body="x"), filter={})
     assert empty.status_code == 422
 
 
 async def test_preview_counts_segments_and_encoding(
-    blast_server: LiveServer, blast_http: httpx.AsyncClient, blast: Blast
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
 ) -> None:
-    ids = await add_contacts(blast_server.state, 2)
+    ids = await add_contacts(twilio_server.state, 2)
     long_body = "Reminder: " + "x" * 160
-    created = await post(blast_http, blast, **draft(blast, body=long_body), contact_ids=ids)
+    created = await post(twilio_http, blast, **draft(blast, body=long_body), contact_ids=ids)
     preview = created.json()["preview"]
     assert preview["template"] == {"encoding": "GSM-7", "segments": 2}
     emoji = await post(
-        blast_http, blast, **draft(blast, body="Hi {first_name} 🎉"), contact_ids=ids
+        twilio_http, blast, **draft(blast, body="Hi {first_name} 🎉"), contact_ids=ids
     )
     item = emoji.json()["preview"]["items"][0]
     assert (item["body"], item["encoding"], item["segments"]) == ("Hi First0 🎉", "UCS-2", 1)
 
 
 async def test_only_blast_services_send_campaigns_and_mixed_inboxes_are_warned(
-    blast_server: LiveServer, blast_http: httpx.AsyncClient, blast: Blast
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
 ) -> None:
     world = blast.world
     one_to_one = await post(
-        blast_http, blast, name="x", messaging_service_id=world.service_a, body="hi"
+        twilio_http, blast, name="x", messaging_service_id=world.service_a, body="hi"
     )
     assert one_to_one.status_code == 409
     assert one_to_one.json()["error"] == "service_not_blast"
 
     # The seeded blast service B has a number in the Admissions inbox, next to 1:1 numbers.
-    mixed = await post(blast_http, blast, name="x", messaging_service_id=world.service_b, body="hi")
+    mixed = await post(
+        twilio_http, blast, name="x", messaging_service_id=world.service_b, body="hi"
+    )
     assert mixed.status_code == 201
     [warning] = mixed.json()["warnings"]
     assert (warning["code"], warning["inbox_id"]) == ("mixed_inbox", world.admissions)
 
-    clean = await post(blast_http, blast, **draft(blast, body="hi"))
+    clean = await post(twilio_http, blast, **draft(blast, body="hi"))
     assert clean.json()["warnings"] == []
 
 
 async def test_bad_input_gets_clear_errors(
-    blast_server: LiveServer, blast_http: httpx.AsyncClient, blast: Blast
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
 ) -> None:
     cases = [
         ({"body": "hi", "rate_per_second": 0}, 422),
@@ -224,48 +226,48 @@ async def test_bad_input_gets_clear_errors(
         ({"body": "hi", "messaging_service_id": "one"}, 422),
     ]
     for extra, status in cases:
-        response = await post(blast_http, blast, **{**draft(blast), **extra})
+        response = await post(twilio_http, blast, **{**draft(blast), **extra})
         assert response.status_code == status, (extra, response.text)
         assert set(response.json()) >= {"error", "detail"}
-    not_json = await blast_http.post(CAMPAIGNS, content="name=x", headers=blast.auth)
+    not_json = await twilio_http.post(CAMPAIGNS, content="name=x", headers=blast.auth)
     assert not_json.status_code == 415
-    assert (await blast_http.get(f"{CAMPAIGNS}/12345", headers=blast.auth)).status_code == 404
+    assert (await twilio_http.get(f"{CAMPAIGNS}/12345", headers=blast.auth)).status_code == 404
 
 
 async def test_staff_may_not_touch_campaigns(
-    blast_server: LiveServer, blast_http: httpx.AsyncClient, blast: Blast
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
 ) -> None:
     staff = blast.world.auth("member")
-    assert (await blast_http.get(CAMPAIGNS, headers=staff)).status_code == 403
-    created = await blast_http.post(CAMPAIGNS, json=draft(blast, body="hi"), headers=staff)
+    assert (await twilio_http.get(CAMPAIGNS, headers=staff)).status_code == 403
+    created = await twilio_http.post(CAMPAIGNS, json=draft(blast, body="hi"), headers=staff)
     assert created.status_code == 403
-    assert (await blast_http.get(CAMPAIGNS)).status_code == 401
+    assert (await twilio_http.get(CAMPAIGNS)).status_code == 401
 
 
 async def test_sending_needs_a_draft_with_recipients(
-    blast_server: LiveServer, blast_http: httpx.AsyncClient, blast: Blast
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
 ) -> None:
-    empty = (await post(blast_http, blast, **draft(blast, body="hi"))).json()
-    response = await post(blast_http, blast, f"/{empty['id']}/send")
+    empty = (await post(twilio_http, blast, **draft(blast, body="hi"))).json()
+    response = await post(twilio_http, blast, f"/{empty['id']}/send")
     assert (response.status_code, response.json()["error"]) == (409, "no_recipients")
-    assert (await post(blast_http, blast, f"/{empty['id']}/pause")).status_code == 409
+    assert (await post(twilio_http, blast, f"/{empty['id']}/pause")).status_code == 409
 
-    ids = await add_contacts(blast_server.state, 1)
-    async with blast_server.state.transaction() as session:
+    ids = await add_contacts(twilio_server.state, 1)
+    async with twilio_server.state.transaction() as session:
         bare = MessagingService(sid="MG" + "9" * 32, name="No numbers", purpose="blast")
         session.add(bare)
     created = await post(
-        blast_http, blast, name="x", messaging_service_id=bare.id, body="hi", contact_ids=ids
+        twilio_http, blast, name="x", messaging_service_id=bare.id, body="hi", contact_ids=ids
     )
-    response = await post(blast_http, blast, f"/{created.json()['id']}/send")
+    response = await post(twilio_http, blast, f"/{created.json()['id']}/send")
     assert (response.status_code, response.json()["error"]) == (409, "no_numbers")
 
-    ready = (await post(blast_http, blast, **draft(blast, body="hi"), contact_ids=ids)).json()
-    sent = await post(blast_http, blast, f"/{ready['id']}/send")
+    ready = (await post(twilio_http, blast, **draft(blast, body="hi"), contact_ids=ids)).json()
+    sent = await post(twilio_http, blast, f"/{ready['id']}/send")
     assert sent.json()["status"] == "sending"
     assert sent.json()["from_number"] == blast.number
-    again = await post(blast_http, blast, f"/{ready['id']}/send")
+    again = await post(twilio_http, blast, f"/{ready['id']}/send")
     assert (again.status_code, again.json()["error"]) == (409, "bad_status")
-    more = await post(blast_http, blast, f"/{ready['id']}/recipients", contact_ids=ids)
+    more = await post(twilio_http, blast, f"/{ready['id']}/recipients", contact_ids=ids)
     assert (more.status_code, more.json()["error"]) == (409, "not_draft")
-    assert phone(2000) == (await contact(blast_server, phone(2000))).phone
+    assert phone(2000) == (await contact(twilio_server, phone(2000))).phone
