@@ -358,6 +358,8 @@ def operation(
         codes |= {400, 413, 415, 422}
     if any(p["in"] == "path" for p in params):
         codes |= {404}
+    if any(p["in"] == "query" for p in params):
+        codes |= {422}  # a malformed cursor, limit or filter
     responses: dict[str, Any] = {str(status): response}
     for code in sorted(codes):
         responses[str(code)] = {
@@ -374,6 +376,12 @@ def operation(
         op["requestBody"] = {"required": True, "content": {JSON: {"schema": ref(body)}}}
     if not auth:
         op["security"] = []
+    return op
+
+
+def also_ok(op: dict[str, Any], ok: int, status: int, description: str) -> dict[str, Any]:
+    """`op`, also answering `status` with the body of its `ok` answer."""
+    op["responses"][str(status)] = {**op["responses"][str(ok)], "description": description}
     return op
 
 
@@ -509,12 +517,17 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     f"{V1}/inboxes/{{id}}/members/{{user_id}}": {
-        "put": operation(
-            "Make a user a member (201 new, 200 already)",
-            who="admin",
-            params=(PATH_ID, _param("user_id", "path", ID)),
-            ok=(201, "Membership"),
-            errors=(422,),
+        "put": also_ok(
+            operation(
+                "Make a user a member (201 new, 200 already)",
+                who="admin",
+                params=(PATH_ID, _param("user_id", "path", ID)),
+                ok=(201, "Membership"),
+                errors=(422,),
+            ),
+            201,
+            200,
+            "already a member",
         ),
         "delete": operation(
             "End a membership; the user's live subscriptions to the inbox are cut",
