@@ -1,1 +1,0 @@
-"""Benchmarks: runnable scripts that print Markdown tables (see each script's --help)."""

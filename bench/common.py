@@ -25,7 +25,6 @@ import math
 import multiprocessing
 import os
 import resource
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -573,8 +572,9 @@ def print_comparison(ours: Sequence[FanoutResult], peer: Sequence[FanoutResult])
                 f"{other.latency.p99:.1f}",
             ]
         )
+    rate = f" at {ours[0].rate:g} events/s" if ours else ""
     print_table(
-        f"{ours[0].system if ours else 'ours'} vs {peer[0].system if peer else 'peer'}",
+        f"{ours[0].system if ours else 'ours'} vs {peer[0].system if peer else 'peer'}{rate}",
         ("procs", "ours frames/s", "peer frames/s", "ratio", "ours p99 ms", "peer p99 ms"),
         rows,
     )
@@ -589,12 +589,12 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
     print("| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + " |")
     print("| " + " | ".join("-" * w for w in widths) + " |")
     for row in rows:
-        print("| " + " | ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) + " |")
+        cells = [
+            v.ljust(w) if i == 0 else v.rjust(w)
+            for i, (v, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("| " + " | ".join(cells) + " |")
     sys.stdout.flush()
-
-
-def mean(values: Sequence[float]) -> float:
-    return statistics.fmean(values) if values else math.nan
 
 
 def http_session(connections: int = 64) -> aiohttp.ClientSession:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -37,6 +36,7 @@ from bench.common import (
     http_session,
     machine_line,
     measure_fanout,
+    print_comparison,
     print_fanout,
     spawn,
     wait_healthy,
@@ -166,6 +166,12 @@ def add_fanout_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processes", default="1,2", help="server process counts to run")
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
+    parser.add_argument(
+        "--versus-switchboard",
+        action="store_true",
+        help="also run Switchboard the same way, and print both side by side with the ratio",
+    )
+    parser.add_argument("--database", default="postgres", help="Switchboard's: postgres|sqlite")
 
 
 def smoke_defaults(args: argparse.Namespace) -> None:
@@ -179,22 +185,34 @@ def smoke_defaults(args: argparse.Namespace) -> None:
         )
 
 
-async def main_async(args: argparse.Namespace) -> list[FanoutResult]:
-    results = []
+async def main_async(
+    args: argparse.Namespace,
+) -> tuple[list[FanoutResult], list[FanoutResult]]:
+    """(the peer's results, Switchboard's when asked) for every rate and process count."""
+    peer: list[FanoutResult] = []
+    ours: list[FanoutResult] = []
     for rate in (float(r) for r in args.rates.split(",")):
         for processes in (int(p) for p in args.processes.split(",")):
-            results.append(
-                await run_peer(
-                    processes,
-                    args.clients,
-                    args.events,
-                    rate,
-                    probes=args.probes,
-                    client_processes=args.client_processes,
-                    redis_url=args.redis,
+            options = {
+                "probes": args.probes,
+                "client_processes": args.client_processes,
+                "redis_url": args.redis,
+            }
+            peer.append(await run_peer(processes, args.clients, args.events, rate, **options))
+            if args.versus_switchboard:
+                from bench.switchboard import run_switchboard_fanout
+
+                ours.append(
+                    await run_switchboard_fanout(
+                        processes,
+                        args.clients,
+                        args.events,
+                        rate,
+                        database=args.database,
+                        **options,
+                    )
                 )
-            )
-    return results
+    return peer, ours
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,11 +223,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     smoke_defaults(args)
     print(f"machine: {machine_line()}")
-    results = asyncio.run(main_async(args))
-    print_fanout(f"fan-out on {SYSTEM} (AsyncServer + AsyncRedisManager)", results)
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-    return 0 if all(r.complete for r in results) else 1
+    peer, ours = asyncio.run(main_async(args))
+    print_fanout(f"fan-out on {SYSTEM} (AsyncServer + AsyncRedisManager)", peer)
+    if ours:
+        print_fanout(f"fan-out on Switchboard ({args.database})", ours)
+        for rate in sorted({r.rate for r in ours}):
+            print_comparison(
+                [r for r in ours if r.rate == rate], [r for r in peer if r.rate == rate]
+            )
+    return 0 if all(r.complete for r in peer + ours) else 1
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import secrets
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,16 @@ import msgpack
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection
 
-from bench.common import REPO, ServedProcess, free_port, spawn, wait_healthy
+from bench.common import (
+    REPO,
+    FanoutResult,
+    ServedProcess,
+    free_port,
+    http_session,
+    measure_fanout,
+    spawn,
+    wait_healthy,
+)
 from server.auth import start_session
 from server.settings import Settings
 from server.state import AppState
@@ -342,5 +351,42 @@ def subscribe_frame(channel: str, since: int | None = None) -> bytes:
     return msgpack.packb(frame)
 
 
-def describe(servers: Sequence[ServedProcess]) -> str:
-    return ", ".join(s.base_url for s in servers)
+# --- fan-out -----------------------------------------------------------------------------
+
+
+async def run_switchboard_fanout(
+    processes: int,
+    clients: int,
+    events: int,
+    rate: float,
+    *,
+    probes: int = 50,
+    client_processes: int = 1,
+    redis_url: str = "redis://127.0.0.1:6379/0",
+    database: str = "postgres",
+) -> FanoutResult:
+    """One fan-out run on Switchboard, measured exactly as the peer is (`measure_fanout`):
+    staff sockets on one inbox, signed inbound webhooks round-robin over the processes."""
+    with tempfile.TemporaryDirectory(prefix="sb-fanout-") as tmp:
+        async with bench_database(database, Path(tmp)) as url:
+            team = await seed_team(url)
+            deployment = await deploy(
+                url, Path(tmp), processes, redis_url if processes > 1 else None
+            )
+            try:
+                async with http_session() as http:
+                    return await measure_fanout(
+                        "switchboard",
+                        deployment.pids,
+                        SwitchboardClient(
+                            tuple(s.port for s in deployment.servers), team.token, team.channel
+                        ),
+                        WebhookSender(deployment, team, http).send,
+                        clients=clients,
+                        events=events,
+                        rate=rate,
+                        probes=probes,
+                        client_processes=client_processes,
+                    )
+            finally:
+                deployment.stop()

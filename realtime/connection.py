@@ -76,8 +76,8 @@ class Connection:
         return self._close is not None
 
     @property
-    def queued(self) -> int:
-        return len(self._queue)
+    def close_code(self) -> int | None:
+        return self._close[0] if self._close is not None else None
 
     def send(self, frame: protocol.Frame, channel: str | None = None) -> None:
         """Queue a frame (tagged with its channel, so a revocation can take it back)."""
@@ -167,6 +167,11 @@ class Connection:
                 await asyncio.wait_for(asyncio.shield(closing), self.limits.close_timeout)
         except TransportClosed:
             self.abandon()
+        except Exception:
+            log.exception("writing to %s failed; dropping the socket", self.key)
+            self.abandon()
+            with contextlib.suppress(Exception):
+                await self.transport.close(1011, "internal error; reconnect")
 
 
 def _consume(task: asyncio.Future[None]) -> None:

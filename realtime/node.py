@@ -80,6 +80,8 @@ class Node:
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._published = 0
+        self._slow_closed = 0
         self._all_gone = asyncio.Event()
 
     # Lifecycle ----------------------------------------------------------------------------
@@ -140,13 +142,16 @@ class Node:
             "connections": len(self._connections),
             "subscriptions": sum(len(c.subs) for c in self._connections.values()),
             "channels": len(self._streams.names()),
+            "events_published": self._published,
             "events_delivered": self._streams.delivered,
+            "slow_consumers_closed": self._slow_closed,
         }
 
     # The application's event publisher ------------------------------------------------------
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         """Committed outbox events, to every process's subscribers."""
+        self._published += len(envelopes)
         await self._broker.publish(
             [
                 (
@@ -216,6 +221,8 @@ class Node:
 
     async def _forget(self, connection: Connection) -> None:
         self._connections.pop(connection.key, None)
+        if connection.close_code == protocol.CLOSE_SLOW:
+            self._slow_closed += 1
         same_user = self._by_user.get(connection.principal.user_id)
         if same_user is not None:
             same_user.discard(connection)
@@ -249,6 +256,9 @@ class Node:
             connection.send(protocol.error(exc.code, exc.detail, exc.channel))
             if connection.bad_frames > self.options.max_bad_frames:
                 connection.close(protocol.CLOSE_POLICY, "too many bad frames", flush=True)
+        except _Unavailable as exc:
+            log.warning("checking access to %s failed (%s)", exc.channel, exc.__cause__)
+            connection.send(protocol.error("unavailable", "try again", exc.channel))
         except Exception:
             log.exception("a frame from %s failed", connection.key)
             connection.send(protocol.error("unavailable", "the server could not do this now"))
@@ -326,7 +336,10 @@ class Node:
             return None
 
     async def _authorized(self, connection: Connection, channel: str) -> bool:
-        decisions = await self._policy.authorize(connection.principal, [channel])
+        try:
+            decisions = await self._policy.authorize(connection.principal, [channel])
+        except Exception as exc:
+            raise _Unavailable(channel) from exc
         return decisions.get(channel, False)
 
     async def _may_use(self, connection: Connection, conversation: int) -> bool:
@@ -407,6 +420,14 @@ class Node:
             if (cid := protocol.conversation_id(name)) is not None
         ]
         await self._presence.heartbeat(watched)
+
+
+class _Unavailable(Exception):
+    """The policy could not be asked (the database is down, say)."""
+
+    def __init__(self, channel: str) -> None:
+        super().__init__(channel)
+        self.channel = channel
 
 
 def _pack(message: list[Any]) -> bytes:

@@ -58,7 +58,8 @@ class RedisBroker:
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(queue_size)
         self._idle_ping = idle_ping
         self._backoff_max = backoff_max
-        self._wanted: set[str] = set()
+        self._wanted: set[str] = set()  # channels this process has subscribers on
+        self._active: set[str] = set()  # channels the current pub/sub connection was sent
         self._wanted_changed = asyncio.Event()
         self._confirmations: dict[str, list[asyncio.Future[None]]] = {}
         self._pubsub: PubSub | None = None
@@ -129,36 +130,40 @@ class RedisBroker:
     async def subscribe(self, channel: str) -> None:
         self._wanted.add(channel)
         self._wanted_changed.set()
-        pubsub = self._pubsub
-        if pubsub is None:
-            return  # subscribed on (re)connection; the node polls meanwhile
-        confirmed = asyncio.get_running_loop().create_future()
-        self._confirmations.setdefault(channel, []).append(confirmed)
+        await self._reconcile(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._wanted.discard(channel)
+        await self._reconcile(channel)
+
+    async def _reconcile(self, channel: str) -> None:
+        """Make the live pub/sub connection match `_wanted` for `channel`, whatever the order
+        in which subscribes and unsubscribes ran; wait for Redis to confirm a subscribe."""
+        confirmed: asyncio.Future[None] | None = None
         try:
             async with self._command_lock:
-                await pubsub.subscribe(self._prefix + channel)
-            await asyncio.wait_for(asyncio.shield(confirmed), _CONFIRM_TIMEOUT)
+                pubsub = self._pubsub
+                if pubsub is None:
+                    return  # done on (re)connection; the node polls meanwhile
+                name = self._prefix + channel
+                if channel in self._wanted and channel not in self._active:
+                    confirmed = asyncio.get_running_loop().create_future()
+                    self._confirmations.setdefault(channel, []).append(confirmed)
+                    self._active.add(channel)
+                    await pubsub.subscribe(name)
+                elif channel not in self._wanted and channel in self._active:
+                    self._active.discard(channel)
+                    await pubsub.unsubscribe(name)
+            if confirmed is not None:
+                await asyncio.wait_for(asyncio.shield(confirmed), _CONFIRM_TIMEOUT)
         except Exception as exc:
-            log.warning(
-                "redis subscribe to %s not confirmed (%s); relying on polling", channel, exc
-            )
+            log.warning("redis (un)subscribe of %s failed (%s); relying on polling", channel, exc)
         finally:
             waiting = self._confirmations.get(channel, [])
             if confirmed in waiting:
                 waiting.remove(confirmed)
             if not waiting:
                 self._confirmations.pop(channel, None)
-
-    async def unsubscribe(self, channel: str) -> None:
-        self._wanted.discard(channel)
-        pubsub = self._pubsub
-        if pubsub is None:
-            return
-        try:
-            async with self._command_lock:
-                await pubsub.unsubscribe(self._prefix + channel)
-        except Exception as exc:
-            log.warning("redis unsubscribe from %s failed (%s)", channel, exc)
 
     async def _listen(self) -> None:
         delay = 0.05
@@ -169,12 +174,11 @@ class RedisBroker:
                 await self._wanted_changed.wait()
             assert self.client is not None
             pubsub = self.client.pubsub()
-            # Published before subscribing, so that a channel wanted meanwhile is subscribed
-            # by its own caller (after this, under the same lock) rather than forgotten.
             self._pubsub = pubsub
             try:
                 async with self._command_lock:
-                    await pubsub.subscribe(*(self._prefix + name for name in self._wanted))
+                    self._active = set(self._wanted)
+                    await pubsub.subscribe(*(self._prefix + name for name in self._active))
                 self.connected.set()
                 if failing:
                     log.info("redis pub/sub reconnected")
@@ -191,6 +195,7 @@ class RedisBroker:
                 failing = True
             finally:
                 self._pubsub = None
+                self._active = set()
                 self.connected.clear()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()

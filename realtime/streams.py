@@ -109,7 +109,11 @@ class Streams:
             stream.filler.cancel()
         if stream.ready is not None and not stream.ready.done():
             stream.ready.cancel()
-        self._spawn(self._unsubscribe(stream.name))
+        self._spawn(self._leave_broker(stream.name))
+
+    async def _leave_broker(self, channel: str) -> None:
+        if channel not in self._streams:  # unless a new subscriber came meanwhile
+            await self._unsubscribe(channel)
 
     async def current(self, stream: Stream) -> int:
         """The channel's current seq: the outbox's, which this process's stream may trail."""

@@ -32,16 +32,8 @@ from server.app import create_app  # noqa: E402
 from server.settings import Settings  # noqa: E402
 from server.twilio.simulator import text_in  # noqa: E402
 from store.migrate import upgrade_async  # noqa: E402
+from tests.browser.support import CHROMIUM_ARGS  # noqa: E402
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 DESKTOP = {"width": 1366, "height": 820}
 PHONE = {"width": 360, "height": 740}
 ADMIN, SAM = demo.ADMIN, demo.STAFF[0]
@@ -199,6 +191,8 @@ async def day_at_the_office(office: Office, browser: Browser, out: Path) -> None
         ("/admin/numbers", "admin-numbers"),
         ("/admin/services", "admin-services"),
         ("/admin/users", "admin-users"),
+        ("/admin/campaigns", "admin-campaigns"),
+        (f"/admin/campaigns/{campaign['id']}", "admin-campaign"),
     ):
         await visit(ada, office, path)
         await shoot(ada, out, name)

@@ -37,6 +37,7 @@ class RealtimeStats(Protocol):
 
     `stats()` returns a mapping with (any of) these keys, each a number:
     `connections` (open sockets), `subscriptions` (channel subscriptions of those sockets),
+    `channels` (channels the process follows on the broker for them),
     `events_delivered` (event frames handed to sockets, ever), `send_queue_depth` (frames
     waiting in all send queues now), `slow_consumer_disconnects` (sockets cut for not reading,
     ever). Unknown keys are ignored and missing keys are left out.
@@ -49,6 +50,7 @@ class RealtimeStats(Protocol):
 REALTIME_FIELDS: tuple[tuple[str, str, str, str], ...] = (
     ("connections", "switchboard_ws_connections", "Open websocket connections.", "gauge"),
     ("subscriptions", "switchboard_ws_subscriptions", "Live channel subscriptions.", "gauge"),
+    ("channels", "switchboard_live_channels", "Channels this process follows.", "gauge"),
     (
         "events_delivered",
         "switchboard_events_delivered",

@@ -744,6 +744,29 @@ PATHS: dict[str, dict[str, Any]] = {
     "/admin/services": {"get": _page("Admin: messaging services", "admin")},
     "/admin/numbers": {"get": _page("Admin: phone numbers and routing", "admin")},
     "/admin/users": {"get": _page("Admin: users", "admin")},
+    "/admin/campaigns": {"get": _page("Admin: campaigns", "admin")},
+    "/healthz": {
+        "get": operation("Liveness", who="public", ok=(200, {"type": "object"}), auth=False)
+    },
+    "/readyz": {
+        "get": operation(
+            "Readiness: database and Redis",
+            who="public",
+            ok=(200, {"type": "object"}),
+            errors=(503,),
+            auth=False,
+        )
+    },
+    "/metrics": {
+        "get": operation(
+            "Prometheus metrics",
+            who="public",
+            ok=(200, {"type": "string"}),
+            auth=False,
+            content_type="text/plain",
+        )
+    },
+    "/admin/campaigns/{id}": {"get": _page("Admin: one campaign", "admin", (PATH_ID,))},
     "/admin/{rest}": {
         "get": _page("Admin: anything else (not found)", "admin", (_param("rest", "path", STRING),))
     },

@@ -36,6 +36,7 @@ ADMIN_LINKS = [
     ("/admin/services", "Messaging services", "layers", "services"),
     ("/admin/numbers", "Phone numbers", "hash", "numbers"),
     ("/admin/users", "Users", "users", "users"),
+    ("/admin/campaigns", "Campaigns", "megaphone", "campaigns"),
 ]
 
 

@@ -99,6 +99,20 @@ def clamp_limit(limit: int | None) -> int:
     return max(1, min(MAX_LIMIT, limit))
 
 
+async def _page_by_id(
+    session: AsyncSession, stmt: Any, id_column: Any, cursor: str | None, limit: int | None
+) -> tuple[list[Any], str | None]:
+    """Rows of `stmt`, newest (highest id) first, one keyset page at a time."""
+    size = clamp_limit(limit)
+    if cursor:
+        (before_id,) = decode_cursor(cursor, int)
+        stmt = stmt.where(id_column < before_id)
+    rows = list((await session.scalars(stmt.order_by(id_column.desc()).limit(size + 1))).all())
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, encode_cursor(rows[-1].id) if more else None
+
+
 # --- read state --------------------------------------------------------------------------------
 
 
@@ -370,20 +384,13 @@ async def search_contacts(
 ) -> Page:
     """Contacts I may see, newest first; `q` matches name, email or phone (any part of it)."""
     visible = await visible_inbox_ids(session, user)
-    size = clamp_limit(limit)
     stmt = select(Contact)
     condition = _contact_visible(visible)
     if condition is not None:
         stmt = stmt.where(condition)
     if q and q.strip():
         stmt = stmt.where(_matches(q.strip()))
-    if cursor:
-        (before_id,) = decode_cursor(cursor, int)
-        stmt = stmt.where(Contact.id < before_id)
-    rows = list((await session.scalars(stmt.order_by(Contact.id.desc()).limit(size + 1))).all())
-    more = len(rows) > size
-    rows = rows[:size]
-    next_cursor = encode_cursor(rows[-1].id) if more else None
+    rows, next_cursor = await _page_by_id(session, stmt, Contact.id, cursor, limit)
     return Page([contact_json(c) for c in rows], next_cursor)
 
 
@@ -442,20 +449,6 @@ async def get_contact(session: AsyncSession, user: User, contact_id: int) -> dic
 def _admin_only(user: User) -> None:
     if not (user.active and user.is_admin):
         raise forbidden("admins only")
-
-
-async def _page_by_id(
-    session: AsyncSession, stmt: Any, id_column: Any, cursor: str | None, limit: int | None
-) -> tuple[list[Any], str | None]:
-    """Rows of `stmt`, newest (highest id) first, one keyset page at a time."""
-    size = clamp_limit(limit)
-    if cursor:
-        (before_id,) = decode_cursor(cursor, int)
-        stmt = stmt.where(id_column < before_id)
-    rows = list((await session.scalars(stmt.order_by(id_column.desc()).limit(size + 1))).all())
-    more = len(rows) > size
-    rows = rows[:size]
-    return rows, encode_cursor(rows[-1].id) if more else None
 
 
 async def list_messaging_services(

@@ -39,9 +39,10 @@ STOP_GRACE_SECONDS = 30.0
 @dataclass(frozen=True)
 class WorkerOptions:
     poll_seconds: float = 0.5
-    # Sends in flight at once in this worker (across its campaigns).
-    concurrency: int = 16
-    progress_seconds: float = 0.5
+    # Sends in flight at once in this worker (across its campaigns): they overlap Twilio's
+    # latency; more mostly adds contention on the database (SQLite has one writer).
+    concurrency: int = 8
+    progress_seconds: float = 1.0
     notify_poll_seconds: float = 2.0
     send: SendOptions = field(default_factory=SendOptions)
     notify: NotifyOptions = field(default_factory=NotifyOptions)
@@ -54,7 +55,8 @@ class WorkerOptions:
 
         return cls(
             poll_seconds=number("SWITCHBOARD_WORKER_POLL_SECONDS", 0.5),
-            concurrency=int(number("SWITCHBOARD_SEND_CONCURRENCY", 16)),
+            progress_seconds=number("SWITCHBOARD_PROGRESS_SECONDS", 1.0),
+            concurrency=int(number("SWITCHBOARD_SEND_CONCURRENCY", 8)),
             notify_poll_seconds=number("SWITCHBOARD_NOTIFY_POLL_SECONDS", 2.0),
             send=SendOptions(
                 batch=int(number("SWITCHBOARD_CAMPAIGN_BATCH", 50)),
@@ -147,7 +149,7 @@ class Worker:
         loop_time = asyncio.get_running_loop().time()
         if loop_time - self.last_recovery >= options.send.stale_after_seconds / 4:
             self.last_recovery = loop_time
-            await sending.recover_stale(self.state, options.send, self.id)
+            await sending.recover_stale(self.state, options.send)
         await sending.promote_scheduled(self.state)
         pause = options.poll_seconds
         for campaign_id in await sending.active_campaign_ids(self.state):
@@ -168,8 +170,8 @@ class Worker:
     async def _dispatch(self, campaign_id: int, claimed: list[sending.Claimed]) -> None:
         sender = await sending.sender_for(self.state, campaign_id)
         if sender is None:
-            log.error("campaign %s has no number to send from; releasing its claims", campaign_id)
-            await sending.release(self.state, self.id)
+            log.error("campaign %s: its number is gone; paused until an admin resumes", campaign_id)
+            await sending.halt(self.state, campaign_id)
             return
         for item in claimed:
             self.in_flight[campaign_id] = self.in_flight.get(campaign_id, 0) + 1
@@ -206,10 +208,10 @@ class Worker:
     # --- progress ----------------------------------------------------------------------------
 
     async def _progress_pass(self) -> float:
-        """Emit `campaign.progress` for campaigns whose figures changed, a few times a second.
+        """Emit `campaign.progress` for campaigns whose figures changed (once a second).
 
         Delivery and reply figures also move without any send (status callbacks, replies), so
-        campaigns finished within the reply window are looked at too, less often.
+        campaigns finished within the reply window are looked at too, every 20th pass.
         """
         self.passes += 1
         now = utcnow()
@@ -230,13 +232,17 @@ class Worker:
             await notifications.schedule_due(session)
         async with self.state.transaction() as session:
             claimed = await notifications.claim(session, options)
-        if claimed:
-            await asyncio.gather(
-                *(
-                    notifications.deliver(self.state, self.mailer, notification_id, options)
-                    for notification_id in claimed
-                )
-            )
+        outcomes = await asyncio.gather(
+            *(
+                notifications.deliver(self.state, self.mailer, notification_id, options)
+                for notification_id in claimed
+            ),
+            return_exceptions=True,
+        )
+        for notification_id, outcome in zip(claimed, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                # Its lease runs out and it is tried again; the others went on regardless.
+                log.error("notification %s failed", notification_id, exc_info=outcome)
         return 0 if len(claimed) >= options.batch else self.options.notify_poll_seconds
 
 

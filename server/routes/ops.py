@@ -14,10 +14,11 @@ import logging
 import redis.asyncio as redis
 from sqlalchemy import text
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from server.deps import app_state
+from server.errors import error_response
 from server.metrics import metrics_endpoint
 from server.state import AppState
 
@@ -46,7 +47,7 @@ async def check_redis(url: str) -> None:
         await client.aclose()
 
 
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request) -> Response:
     state = app_state(request)
     checks = {"database": check_database(state)}
     if state.settings.redis_url:
@@ -63,10 +64,13 @@ async def readyz(request: Request) -> JSONResponse:
             report[name] = "ok"
     down = [name for name, status in report.items() if status != "ok"]
     if down:
-        return JSONResponse(
-            {"status": "unavailable", "down": down, "checks": report},
+        return error_response(
             503,
-            headers={"Retry-After": "5"},
+            "unavailable",
+            f"not ready: {' and '.join(down)} down",
+            {"Retry-After": "5"},
+            down=down,
+            checks=report,
         )
     return JSONResponse({"status": "ok", "checks": report})
 

@@ -24,7 +24,7 @@ from server.page_data import (
     service_states,
 )
 from server.page_shell import Viewer, channel_seqs, page, path_id, render, viewer_of
-from server.routes import admin_pages, simulator_page
+from server.routes import admin_pages, campaign_pages, simulator_page
 from server.static_files import CachedStaticFiles
 from server.templating import STATIC_DIR, templates
 
@@ -156,14 +156,12 @@ async def contact_page(request: Request, viewer: Viewer, session: AsyncSession) 
     return await render(request, viewer, session, "contact.html", context, boot=boot)
 
 
-# --- helpers -------------------------------------------------------------------------------------
-
-
 routes: list[BaseRoute] = [
     Route("/", home, methods=["GET"]),
     Route("/inboxes/{id}", page(inbox_page), methods=["GET"]),
     Route("/conversations/{id}", page(thread_page), methods=["GET"]),
     Route("/contacts/{id}", page(contact_page), methods=["GET"]),
+    *campaign_pages.routes,
     *admin_pages.routes,
     *simulator_page.routes,
     Mount("/static", CachedStaticFiles(directory=STATIC_DIR), name="static"),

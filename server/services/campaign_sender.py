@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.services import campaign_stats, sql
-from server.services.campaigns import locked
+from server.services.campaigns import locked, pause
 from server.services.claims import claim_update
 from server.services.conversations import (
     announce_status,
@@ -176,6 +176,14 @@ async def release(state: AppState, worker_id: str) -> int:
         return int(result.rowcount or 0)
 
 
+async def halt(state: AppState, campaign_id: int) -> None:
+    """Pause a campaign that cannot go on by itself (its sending number was removed)."""
+    async with state.transaction() as session:
+        campaign = await locked(session, campaign_id)
+        if campaign.status == "sending":
+            await pause(session, campaign)
+
+
 async def sender_for(state: AppState, campaign_id: int) -> Sender | None:
     """The sending details of a campaign, or None when it cannot send (no number any more)."""
     async with state.transaction() as session:
@@ -210,7 +218,20 @@ async def send_one(state: AppState, sender: Sender, claimed: Claimed, worker_id:
         message, outcome = await _begin(session, sender, claimed, worker_id)
     if message is None:
         return outcome
-    message = await hand_over(state, gateway_of(state), message, sender.service_sid)
+    try:
+        message = await hand_over(state, gateway_of(state), message, sender.service_sid)
+    except Exception:
+        # Twilio may or may not have it: settle it as a dead worker's send would be.
+        log.exception(
+            "campaign %s: the send to recipient %s broke off",
+            sender.campaign_id,
+            claimed.recipient_id,
+        )
+        async with state.transaction() as session:
+            recipient = await session.get(CampaignRecipient, claimed.recipient_id)
+            if recipient is not None and recipient.state == "sending":
+                return await _settle_stale(session, recipient)
+        raise
     final = "failed" if message.status == "failed" else "sent"
     async with state.transaction() as session:
         await session.execute(
@@ -297,12 +318,14 @@ async def heartbeat(state: AppState, worker_id: str, campaign_ids: list[int]) ->
         return int(result.rowcount or 0)
 
 
-async def recover_stale(
-    state: AppState, options: SendOptions, worker_id: str | None = None
-) -> dict[str, int]:
+async def recover_stale(state: AppState, options: SendOptions) -> dict[str, int]:
     """Settle what dead workers left (claims not renewed within `stale_after_seconds`):
     claims go back to the queue; sends are settled from their message (Twilio's sid: sent
-    or failed; none: `unknown`), never sent again. `worker_id`'s own are never touched."""
+    or failed; none: `unknown`), never sent again.
+
+    Taking a live worker for dead is safe, only untidy: its send then finds the claim gone
+    and stops before Twilio, or, already under way, turns `unknown` into the real outcome.
+    """
     now = utcnow()
     cutoff = now - timedelta(seconds=options.stale_after_seconds)
     settled: dict[str, int] = {"requeued": 0, "sent": 0, "failed": 0, "unknown": 0}
@@ -313,10 +336,9 @@ async def recover_stale(
             or_(Campaign.finished_at.is_(None), Campaign.finished_at >= cutoff - timedelta(days=1)),
         )
         campaign_ids = list((await session.scalars(stmt)).all())
-    not_mine = CampaignRecipient.claimed_by.is_distinct_from(worker_id)
     for campaign_id in campaign_ids:
         async with state.transaction() as session:
-            in_campaign = and_(CampaignRecipient.campaign_id == campaign_id, not_mine)
+            in_campaign = CampaignRecipient.campaign_id == campaign_id
             requeued = await session.execute(
                 update(CampaignRecipient)
                 .where(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.errors import ApiError, invalid, not_found
 from server.services import campaign_stats, sql
 from server.services.merge_fields import encoding, field_names, missing_fields, render
+from server.services.outbound import MAX_BODY_CHARS
 from server.services.recipient_import import RecipientInput
 from server.services.segments import segment_count
 from store.models import (
@@ -32,7 +33,6 @@ from store.models import (
 )
 
 CHUNK = 500
-MAX_BODY = 1600
 MAX_RATE = 10_000.0
 MISSING_LISTED = 100
 
@@ -296,8 +296,8 @@ def check_text(data: dict[str, Any]) -> tuple[str, str]:
         raise invalid("name is required (at most 200 characters)")
     if not isinstance(body, str) or not body.strip():
         raise invalid("body is required")
-    if len(body) > MAX_BODY:
-        raise invalid(f"body is longer than {MAX_BODY} characters")
+    if len(body) > MAX_BODY_CHARS:
+        raise invalid(f"body is longer than {MAX_BODY_CHARS} characters")
     return name.strip(), body
 
 
@@ -410,7 +410,7 @@ def _conflict(campaign: Campaign, action: str) -> ApiError:
         409,
         "bad_status",
         f"cannot {action} a campaign that is {campaign.status}",
-        status=campaign.status,
+        campaign_status=campaign.status,
     )
 
 

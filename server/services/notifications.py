@@ -244,7 +244,7 @@ async def deliver(
     except MailError as exc:
         delay = backoff(attempts, options)
         log.warning(
-            "notification %s: sending failed (attempt %s), retrying in %.0f s: %s",
+            "notification %s: sending failed (attempt %s), retrying in %.1f s: %s",
             notification_id,
             attempts,
             delay,

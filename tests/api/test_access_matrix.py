@@ -216,6 +216,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/admin/services"): Rule("admin", page=True),
     ("GET", "/admin/numbers"): Rule("admin", page=True),
     ("GET", "/admin/users"): Rule("admin", page=True),
+    ("GET", "/admin/campaigns"): Rule("admin", page=True),
+    ("GET", "/healthz"): Rule("public"),
+    ("GET", "/readyz"): Rule("public"),
+    ("GET", "/metrics"): Rule("public"),
+    ("GET", "/admin/campaigns/{id}"): Rule(
+        "admin", (404,), page=True, params=lambda w, s: {"id": 999999}
+    ),
     ("GET", "/admin/{rest:path}"): Rule(
         "admin", (404,), page=True, params=lambda w, s: {"rest": "no/such/page"}
     ),

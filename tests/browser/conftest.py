@@ -9,7 +9,14 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from server.settings import Settings
-from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, ErrorWatch, Team, build_team
+from tests.browser.support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Contexts,
+    ErrorWatch,
+    Team,
+    build_team,
+)
 from tests.support.live_server import LiveServer, start_live_server
 
 
@@ -61,3 +68,23 @@ def watch() -> Iterator[ErrorWatch]:
     found = ErrorWatch()
     yield found
     assert not found.errors, found.errors
+
+
+@pytest.fixture
+async def contexts(
+    browser: Browser, watch: ErrorWatch, live_server: LiveServer
+) -> AsyncIterator[Contexts]:
+    """Browser contexts on `live_server`, closed before it stops."""
+    opened = Contexts(browser, watch)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def own_contexts(
+    browser: Browser, watch: ErrorWatch, own_server: OwnServer
+) -> AsyncIterator[Contexts]:
+    """Browser contexts of a test that stops and starts its server itself."""
+    opened = Contexts(browser, watch)
+    yield opened
+    await opened.close()

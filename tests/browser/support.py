@@ -158,14 +158,26 @@ class ErrorWatch:
             self.errors.append(f"csp: {message.text}")
 
 
-async def new_context(
-    browser: Browser, watch: ErrorWatch, width: int = 1280, height: int = 800
-) -> BrowserContext:
-    context = await browser.new_context(
-        viewport={"width": width, "height": height}, timezone_id="America/New_York"
-    )
-    context.on("page", watch.attach)
-    return context
+class Contexts:
+    """Browser contexts (one per person) watched for errors, all closed when the test ends —
+    before its server stops, so no open socket holds up the server's shutdown."""
+
+    def __init__(self, browser: Browser, watch: ErrorWatch) -> None:
+        self.browser = browser
+        self.watch = watch
+        self.opened: list[BrowserContext] = []
+
+    async def new(self, width: int = 1280, height: int = 800) -> BrowserContext:
+        context = await self.browser.new_context(
+            viewport={"width": width, "height": height}, timezone_id="America/New_York"
+        )
+        context.on("page", self.watch.attach)
+        self.opened.append(context)
+        return context
+
+    async def close(self) -> None:
+        for context in self.opened:
+            await context.close()
 
 
 async def sign_in(context: BrowserContext, server: LiveServer, email: str) -> Page:

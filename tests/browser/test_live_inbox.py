@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, expect
 
 from tests.browser.support import (
     LIVE,
-    ErrorWatch,
+    Contexts,
     Team,
     assert_not_reloaded,
     live_ready,
     mark_no_reload,
-    new_context,
     sign_in,
     text_in,
 )
@@ -40,10 +39,10 @@ async def open_inbox(page: Page) -> None:
 
 
 async def test_two_staff_share_an_inbox_live(
-    browser: Browser, live_server: LiveServer, team: Team, watch: ErrorWatch
+    contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:
-    ann = await sign_in(await new_context(browser, watch), live_server, team.emails["ann"])
-    ben = await sign_in(await new_context(browser, watch), live_server, team.emails["ben"])
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
+    ben = await sign_in(await contexts.new(), live_server, team.emails["ben"])
     for page in (ann, ben):
         await open_inbox(page)
         await mark_no_reload(page)
@@ -119,9 +118,9 @@ async def test_two_staff_share_an_inbox_live(
 
 
 async def test_reading_in_one_tab_clears_unread_in_my_other_tabs(
-    browser: Browser, live_server: LiveServer, team: Team, watch: ErrorWatch
+    contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:
-    context = await new_context(browser, watch)
+    context = await contexts.new()
     first = await sign_in(context, live_server, team.emails["ann"])
     await text_in(live_server, MARIA, team.number, "Are you open on Saturday?")
     await open_inbox(first)
@@ -142,12 +141,10 @@ async def test_reading_in_one_tab_clears_unread_in_my_other_tabs(
     await assert_not_reloaded(first)
 
 
-async def test_unread_filter(
-    browser: Browser, live_server: LiveServer, team: Team, watch: ErrorWatch
-) -> None:
+async def test_unread_filter(contexts: Contexts, live_server: LiveServer, team: Team) -> None:
     await text_in(live_server, MARIA, team.number, "First question")
     await text_in(live_server, "+16175550144", team.number, "Second question")
-    ann = await sign_in(await new_context(browser, watch), live_server, team.emails["ann"])
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
     await open_inbox(ann)
     await expect(ann.locator(".conv")).to_have_count(2)
 
@@ -176,10 +173,10 @@ async def test_unread_filter(
 
 
 async def test_access_revoked_takes_the_inbox_away_at_once(
-    browser: Browser, live_server: LiveServer, team: Team, watch: ErrorWatch
+    contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:
     await text_in(live_server, MARIA, team.number, "Hello?")
-    ben = await sign_in(await new_context(browser, watch), live_server, team.emails["ben"])
+    ben = await sign_in(await contexts.new(), live_server, team.emails["ben"])
     await open_inbox(ben)
     await ben.get_by_text("Hello?").click()
     await ben.wait_for_selector('body[data-page="thread"]')
@@ -201,3 +198,71 @@ async def test_access_revoked_takes_the_inbox_away_at_once(
     await ben.reload()
     await expect(ben.locator("h1")).to_have_text("Nothing here")
     assert "Hello?" not in await ben.content()
+
+
+async def test_long_lists_and_threads_load_more_as_you_scroll(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    # 55 people text in (one page of the list is 50), and Maria sends 55 texts.
+    for n in range(55):
+        await text_in(live_server, f"+1617555{2000 + n:04d}", team.number, f"Hello number {n}")
+    for n in range(55):
+        await text_in(live_server, MARIA, team.number, f"Maria's text {n}")
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
+    await open_inbox(ann)
+    rows = ann.locator(".conv")
+    await expect(rows).to_have_count(50)
+    await rows.last.scroll_into_view_if_needed()
+    await expect(rows).to_have_count(56, timeout=LIVE)
+    await expect(ann.locator("[data-list-foot]")).to_have_text("")
+    await expect(rows.last).to_contain_text("Hello number 0")
+
+    await row(ann, "Maria's text 54").click()
+    await ann.wait_for_selector('body[data-page="thread"]')
+    bubbles = ann.locator(".msg--in .msg__bubble")
+    await expect(bubbles).to_have_count(50)
+    await expect(bubbles.first).to_have_text("Maria's text 5")
+    await ann.get_by_role("button", name="Load earlier messages").click()
+    await expect(bubbles).to_have_count(55, timeout=LIVE)
+    await expect(bubbles.first).to_have_text("Maria's text 0")
+    await expect(ann.locator(".messages__start")).to_contain_text("Start of the conversation")
+    await expect(ann.locator(".day")).to_have_count(1)  # all today: one separator
+
+
+async def test_a_failed_reply_says_why_in_words(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    # The simulator answers a send to this magic number as Twilio does: 21614, not a mobile.
+    await text_in(live_server, "+15005550009", team.number, "hi from a landline")
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
+    await open_inbox(ann)
+    await row(ann, "hi from a landline").click()
+    await ann.wait_for_selector('body[data-page="thread"]')
+    composer = ann.get_by_label("Message to (500) 555-0009")
+    await composer.fill("Hello!")
+    await composer.press("Enter")
+    sent = ann.locator(".msg--out")
+    await expect(sent.locator("[data-slot=status-words]")).to_have_text("Failed", timeout=LIVE)
+    await expect(sent.locator("[data-slot=error]")).to_have_text(
+        "This number cannot receive text messages (error 21614)"
+    )
+    await ann.reload()
+    await expect(ann.locator(".msg--out [data-slot=error]")).to_have_text(
+        "This number cannot receive text messages (error 21614)"
+    )
+
+
+async def test_texts_to_an_unrouted_number_reach_admins_only(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    dana = await sign_in(await contexts.new(), live_server, team.emails["dana"])
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
+    await text_in(live_server, MARIA, "+14155550999", "Is anyone there?")
+    await dana.reload()
+    nav = dana.get_by_role("navigation", name="Main")
+    await nav.get_by_role("link", name="Unrouted").click()
+    await expect(dana.locator(".conv")).to_contain_text("Is anyone there?")
+    await expect(dana.locator(".list-head .pill")).to_have_text("Unrouted")
+    await ann.reload()
+    assert "Unrouted" not in await ann.locator("#sidebar").inner_text()
+    assert "Is anyone there?" not in await ann.content()

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, expect
 
+from server.auth import revoke_user_sessions
 from server.settings import Settings
+from server.state import AppState
 from tests.browser.conftest import OwnServer
 from tests.browser.support import (
     LIVE,
     PASSWORD,
-    ErrorWatch,
+    Contexts,
     Team,
     assert_not_reloaded,
     live_ready,
     mark_no_reload,
-    new_context,
     sign_in,
     text_in,
 )
@@ -37,11 +38,11 @@ async def open_thread(page: Page, text: str) -> None:
 
 
 async def test_connection_lost_and_restored_misses_nothing(
-    browser: Browser, settings: Settings, own_server: OwnServer, watch: ErrorWatch
+    own_contexts: Contexts, settings: Settings, own_server: OwnServer
 ) -> None:
     server, team = own_server.server, own_server.team
     await text_in(server, MARIA, team.number, "Before the outage")
-    ann = await sign_in(await new_context(browser, watch), server, team.emails["ann"])
+    ann = await sign_in(await own_contexts.new(), server, team.emails["ann"])
     await open_thread(ann, "Before the outage")
     await mark_no_reload(ann)
     port = int(server.base_url.rsplit(":", 1)[1])
@@ -80,7 +81,7 @@ async def test_connection_lost_and_restored_misses_nothing(
 
 
 async def test_hostile_text_is_shown_as_text(
-    browser: Browser, live_server: LiveServer, team: Team, watch: ErrorWatch
+    contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:
     async with httpx.AsyncClient(base_url=live_server.base_url) as http:
         answer = await http.post(
@@ -90,7 +91,7 @@ async def test_hostile_text_is_shown_as_text(
         )
         assert answer.status_code == 201, answer.text
     await text_in(live_server, "+16175550166", team.number, "hello")
-    ann = await sign_in(await new_context(browser, watch), live_server, team.emails["ann"])
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
     await open_thread(ann, "hello")
     await mark_no_reload(ann)
 
@@ -110,13 +111,13 @@ async def test_hostile_text_is_shown_as_text(
 
 
 async def test_someone_outside_the_inbox_sees_no_trace_of_it(
-    browser: Browser, live_server: LiveServer, team: Team, watch: ErrorWatch
+    contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:
     await text_in(live_server, MARIA, team.number, "Private question")
     async with httpx.AsyncClient(base_url=live_server.base_url) as http:
         threads = await http.get(f"/api/v1/inboxes/{team.inbox}/conversations", headers=team.auth())
         conversation = threads.json()["items"][0]
-    cy = await sign_in(await new_context(browser, watch), live_server, team.emails["cy"])
+    cy = await sign_in(await contexts.new(), live_server, team.emails["cy"])
     await live_ready(cy)
     await mark_no_reload(cy)
     nav = cy.get_by_role("navigation", name="Main")
@@ -146,10 +147,10 @@ async def test_someone_outside_the_inbox_sees_no_trace_of_it(
 
 
 async def test_opted_out_contact_cannot_be_texted_and_the_page_says_why(
-    browser: Browser, live_server: LiveServer, team: Team, watch: ErrorWatch
+    contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:
     await text_in(live_server, MARIA, team.number, "Hi")
-    ben = await sign_in(await new_context(browser, watch), live_server, team.emails["ben"])
+    ben = await sign_in(await contexts.new(), live_server, team.emails["ben"])
     await open_thread(ben, "Hi")
     await mark_no_reload(ben)
     composer = ben.get_by_label("Message to (617) 555-0123")
@@ -178,10 +179,10 @@ async def test_opted_out_contact_cannot_be_texted_and_the_page_says_why(
 
 
 async def test_composer_counts_segments_gsm7_and_ucs2(
-    browser: Browser, live_server: LiveServer, team: Team, watch: ErrorWatch
+    contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:
     await text_in(live_server, MARIA, team.number, "Hi")
-    ann = await sign_in(await new_context(browser, watch), live_server, team.emails["ann"])
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
     await open_thread(ann, "Hi")
     composer = ann.get_by_label("Message to (617) 555-0123")
     counter = ann.locator("[data-counter]")
@@ -198,10 +199,10 @@ async def test_composer_counts_segments_gsm7_and_ucs2(
 
 
 async def test_pages_fit_a_phone_and_work_by_keyboard(
-    browser: Browser, live_server: LiveServer, team: Team, watch: ErrorWatch
+    contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:
     await text_in(live_server, MARIA, team.number, "Can I text you from my phone?")
-    context = await new_context(browser, watch, width=360, height=740)
+    context = await contexts.new(width=360, height=740)
     page = await context.new_page()
     await page.goto(live_server.base_url + "/")
     # Sign in by keyboard only.
@@ -243,3 +244,46 @@ async def test_pages_fit_a_phone_and_work_by_keyboard(
     for path in ("/admin/inboxes", "/admin/numbers", "/admin/users", "/admin/services"):
         await page.goto(live_server.base_url + path)
         await fits()
+
+
+async def test_going_offline_and_back_resumes_with_nothing_missed(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    await text_in(live_server, MARIA, team.number, "Before going offline")
+    context = await contexts.new()
+    ann = await sign_in(context, live_server, team.emails["ann"])
+    await open_thread(ann, "Before going offline")
+    await mark_no_reload(ann)
+
+    await context.set_offline(True)
+    await expect(ann.locator("[data-conn-banner]")).to_be_visible(timeout=LIVE)
+    await text_in(live_server, MARIA, team.number, "Sent while offline")
+    await text_in(live_server, "+16175550144", team.number, "Also while offline")
+    await context.set_offline(False)
+
+    await expect(ann.locator("[data-conn-banner]")).to_be_hidden(timeout=LIVE)
+    await expect(ann.locator(".msg--in .msg__bubble")).to_have_text(
+        ["Before going offline", "Sent while offline"], timeout=LIVE
+    )
+    await expect(ann.locator(".conv").first).to_contain_text("Also while offline")
+    await assert_not_reloaded(ann)
+
+
+async def test_a_session_ended_while_away_sends_the_page_to_sign_in(
+    own_contexts: Contexts, own_server: OwnServer
+) -> None:
+    server, team = own_server.server, own_server.team
+    ann = await sign_in(await own_contexts.new(), server, team.emails["ann"])
+    await live_ready(ann)
+    port = int(server.base_url.rsplit(":", 1)[1])
+    await own_server.stop()
+    await expect(ann.locator("[data-conn-banner]")).to_be_visible(timeout=LIVE)
+    # While the page is cut off, Ann's sessions end (as a sign-out elsewhere would).
+    state = AppState(own_server.settings)
+    try:
+        async with state.transaction() as session:
+            await revoke_user_sessions(session, team.users["ann"])
+    finally:
+        await state.close()
+    await own_server.restart(port)
+    await expect(ann.get_by_role("heading", name="Sign in")).to_be_visible(timeout=LIVE)

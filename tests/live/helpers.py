@@ -4,8 +4,11 @@ events written through the real unit of work (`state.transaction()` + the outbox
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,10 +17,17 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from server.auth import SESSION_COOKIE, authenticate_token, start_session
-from server.services.users import create_user
+from server.passwords import hash_password
+from server.settings import Settings
 from server.state import AppState
 from store import outbox
 from store.models import Contact, Conversation, Inbox, InboxMember, User
+from tests.support.live_server import (
+    LiveServer,
+    ServerProcess,
+    start_live_server,
+    start_server_process,
+)
 
 TIMEOUT = 15.0
 
@@ -158,11 +168,40 @@ class Team:
     members: dict[str, Member] = field(default_factory=dict)
 
 
+@functools.cache
+def _password_hash() -> str:
+    return hash_password("password-123")  # Argon2 is slow on purpose: hash once per run
+
+
+@dataclass
+class Cluster:
+    """Two server processes on one database and one Redis, and a team seeded in it."""
+
+    a: LiveServer  # in this process, so a test can commit through its unit of work
+    b: ServerProcess  # a child `switchboard serve`
+    team: Team
+
+
+@asynccontextmanager
+async def two_processes(settings: Settings) -> AsyncIterator[Cluster]:
+    a = await start_live_server(settings)
+    try:
+        team = await seed_team(a.state)
+        b = start_server_process(settings)
+        try:
+            yield Cluster(a, b, team)
+        finally:
+            if b.process.poll() is None:
+                b.terminate()
+    finally:
+        await a.stop()
+
+
 async def add_user(state: AppState, email: str, role: str = "staff", name: str = "") -> Member:
     async with state.transaction() as session:
-        user = await create_user(
-            session, email=email, password="password-123", name=name, role=role
-        )
+        user = User(email=email, password_hash=_password_hash(), name=name, role=role)
+        session.add(user)
+        await session.flush()
         token = await start_session(session, user)
         found = await authenticate_token(session, token)
         assert found is not None
@@ -210,10 +249,17 @@ async def emit(
             outbox.emit(session, channel, type, {"n": n, **data})
 
 
-async def eventually(condition: Callable[[], bool], within: float = TIMEOUT) -> None:
+async def eventually(
+    condition: Callable[[], bool | Awaitable[bool]], within: float = TIMEOUT
+) -> None:
     """Wait for `condition` to hold (the timeout is only a failure guard)."""
+
+    async def holds() -> bool:
+        result = condition()
+        return bool(await result) if inspect.isawaitable(result) else bool(result)
+
     for _ in range(int(within / 0.05)):
-        if condition():
+        if await holds():
             return
         await asyncio.sleep(0.05)
-    assert condition(), "condition never held"
+    assert await holds(), "condition never held"

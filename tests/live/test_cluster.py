@@ -3,43 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
+import redis.asyncio as aioredis
 from sqlalchemy import delete
 
 from server.auth import revoke_session
 from server.settings import Settings
 from store.models import InboxMember, User
-from tests.live.conftest import with_redis
-from tests.live.helpers import LiveClient, Team, emit, seed_team, seqs
-from tests.support.live_server import (
-    LiveServer,
-    ServerProcess,
-    start_live_server,
-    start_server_process,
+from tests.live.conftest import REDIS_URL, with_redis
+from tests.live.helpers import (
+    Cluster,
+    LiveClient,
+    emit,
+    eventually,
+    seed_team,
+    seqs,
+    two_processes,
 )
-
-
-@dataclass
-class Cluster:
-    a: LiveServer  # in this process, so the test can commit through it
-    b: ServerProcess  # a child `switchboard serve`
-    team: Team
+from tests.support.live_server import start_live_server
 
 
 @pytest.fixture
 async def cluster(settings: Settings) -> AsyncIterator[Cluster]:
     # No outbox polling: whatever reaches process B must have come through Redis.
-    shared = with_redis(replace(settings, live_poll_seconds=0))
-    a = await start_live_server(shared)
-    team = await seed_team(a.state)
-    b = start_server_process(shared)
-    try:
-        yield Cluster(a, b, team)
-    finally:
-        b.terminate()
-        await a.stop()
+    async with two_processes(with_redis(replace(settings, live_poll_seconds=0))) as both:
+        yield both
 
 
 async def test_an_event_committed_on_one_process_reaches_a_socket_on_another(
@@ -126,3 +116,36 @@ async def test_logout_and_deactivation_revoke_every_channel(cluster: Cluster) ->
     frame = await ann.expect(op="event", channel=inbox, type="access.revoked")
     assert frame["data"]["reason"] == "signed_out"
     await ann.close()
+
+
+async def test_a_process_listens_in_redis_only_to_channels_it_has_sockets_on(
+    settings: Settings,
+) -> None:
+    shared = with_redis(settings)
+    server = await start_live_server(shared)
+    listening = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        team = await seed_team(server.state)
+
+        async def channels() -> set[str]:
+            names = await listening.pubsub_channels(shared.redis_prefix + "*")
+            return {name.decode().removeprefix(shared.redis_prefix) for name in names}
+
+        async def has_only(expected: set[str]) -> bool:
+            return await channels() == expected
+
+        assert await channels() == {"_control"}
+        first = await LiveClient.connect(server.ws_url, team.ann.token)
+        second = await LiveClient.connect(server.ws_url, team.bob.token)
+        for client in (first, second):
+            await client.subscribe(f"inbox:{team.inbox_a}")
+        await first.subscribe(f"user:{team.ann.user.id}")
+        assert await channels() == {"_control", f"inbox:{team.inbox_a}", f"user:{team.ann.user.id}"}
+        await first.close()
+        await eventually(lambda: has_only({"_control", f"inbox:{team.inbox_a}"}))
+        await second.send({"op": "unsubscribe", "channel": f"inbox:{team.inbox_a}"})
+        await eventually(lambda: has_only({"_control"}))
+        await second.close()
+    finally:
+        await listening.aclose()
+        await server.stop()

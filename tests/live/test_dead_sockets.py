@@ -12,8 +12,8 @@ import pytest
 
 from server.settings import Settings
 from tests.live.conftest import with_redis
-from tests.live.helpers import LiveClient, eventually, seed_team
-from tests.support.live_server import start_live_server, start_server_process
+from tests.live.helpers import LiveClient, eventually, seed_team, two_processes
+from tests.support.live_server import start_live_server
 
 
 def viewers(frame: dict) -> list[int]:
@@ -70,23 +70,16 @@ async def test_a_silent_socket_is_reaped_and_leaves(live_settings: Settings) -> 
 
 @pytest.mark.slow
 async def test_no_ghost_viewers_after_a_server_process_dies(settings: Settings) -> None:
-    shared = with_redis(settings)
-    a = await start_live_server(shared)
-    team = await seed_team(a.state)
-    b = start_server_process(shared)
-    channel = f"conversation:{team.conversation_a}"
-    try:
-        bob = await LiveClient.connect(a.ws_url, team.bob.token)
+    async with two_processes(with_redis(settings)) as both:
+        team = both.team
+        channel = f"conversation:{team.conversation_a}"
+        bob = await LiveClient.connect(both.a.ws_url, team.bob.token)
         await bob.subscribe(channel)
         assert viewers(await bob.expect(type="presence")) == []
-        ann = await LiveClient.connect(b.ws_url, team.ann.token)
+        ann = await LiveClient.connect(both.b.ws_url, team.ann.token)
         await ann.send({"op": "viewing", "conversation": team.conversation_a})
         assert viewers(await bob.expect(type="presence")) == [team.ann.user.id]
-        b.kill()  # SIGKILL: no goodbye, no cleanup
+        both.b.kill()  # SIGKILL: no goodbye, no cleanup
         frame = await bob.expect(within=40, op="event", channel=channel, type="presence")
         assert viewers(frame) == []
         await bob.close()
-    finally:
-        if b.process.poll() is None:
-            b.kill()
-        await a.stop()

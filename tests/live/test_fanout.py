@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
+import pytest
+
+from realtime.protocol import Frame
 from tests.live.helpers import LiveClient, Team, emit, seqs
 from tests.support.live_server import LiveServer
 
@@ -87,3 +92,33 @@ async def test_unsubscribe_stops_the_flow(server: LiveServer, team: Team) -> Non
     await client.subscribe(channel, since=1)
     await client.expect(op="event", channel=channel, seq=2)
     await client.close()
+
+
+async def test_each_event_is_encoded_once_per_encoding(
+    server: LiveServer, team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many sockets an event goes to, it is encoded once per subprotocol."""
+    encodes: Counter[str] = Counter()
+    original = Frame.encoded
+
+    def counting(self: Frame, encoding: str) -> bytes | str:
+        if (
+            self.message.get("op") == "event"
+            and (self._msgpack if encoding == "msgpack" else self._json) is None
+        ):
+            encodes[encoding] += 1
+        return original(self, encoding)
+
+    monkeypatch.setattr(Frame, "encoded", counting)
+    channel = f"inbox:{team.inbox_a}"
+    clients = [
+        await LiveClient.connect(server.ws_url, team.bob.token, encoding=encoding)
+        for encoding in ["msgpack"] * 6 + ["json"] * 4
+    ]
+    for client in clients:
+        await client.subscribe(channel)
+    await emit(server.state, channel)
+    for client in clients:
+        await client.expect(op="event", channel=channel, seq=1)
+        await client.close()
+    assert encodes == {"msgpack": 1, "json": 1}

@@ -14,8 +14,8 @@ import redis
 
 from server.settings import Settings
 from tests.live.conftest import with_redis
-from tests.live.helpers import LiveClient, emit, seed_team, seqs
-from tests.support.live_server import free_port, start_live_server, start_server_process
+from tests.live.helpers import LiveClient, emit, seqs, two_processes
+from tests.support.live_server import free_port
 
 
 class PrivateRedis:
@@ -80,11 +80,9 @@ async def test_nothing_is_lost_across_a_redis_outage(
     settings: Settings, private_redis: PrivateRedis, poll_seconds: float
 ) -> None:
     shared = with_redis(replace(settings, live_poll_seconds=poll_seconds), private_redis.url)
-    a = await start_live_server(shared)
-    team = await seed_team(a.state)
-    b = start_server_process(shared)
-    channel = f"inbox:{team.inbox_a}"
-    try:
+    async with two_processes(shared) as both:
+        a, b, team = both.a, both.b, both.team
+        channel = f"inbox:{team.inbox_a}"
         on_b = await LiveClient.connect(b.ws_url, team.ann.token)
         on_a = await LiveClient.connect(a.ws_url, team.bob.token)
         for client in (on_a, on_b):
@@ -116,6 +114,3 @@ async def test_nothing_is_lost_across_a_redis_outage(
         # And Redis carries the news again (not just polling).
         await emit(a.state, channel, 1)
         await on_b.expect(within=30, op="event", channel=channel, seq=9)
-    finally:
-        b.terminate()
-        await a.stop()

@@ -38,6 +38,7 @@ async def test_a_client_that_stops_reading_is_cut_and_resumes(
     assert code == 4008 and "since" in (reason or "")
     assert got == list(range(1, len(got) + 1)) and len(got) < TOTAL
     await eventually(lambda: node_stats()["connections"] == 1)  # the server let go of it
+    assert node_stats()["slow_consumers_closed"] == 1
 
     resumed = await LiveClient.connect(server.ws_url, team.ann.token)
     await resumed.subscribe(channel, since=len(got))

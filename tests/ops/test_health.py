@@ -41,6 +41,7 @@ async def test_readyz_names_redis_when_it_goes_down(
             down = await http.get("/readyz")
             assert down.status_code == 503
             assert down.headers["retry-after"] == "5"
+            assert down.json()["error"] == "unavailable"
             assert down.json()["down"] == ["redis"]
             assert down.json()["checks"] == {"database": "ok", "redis": "down"}
             # Still alive: a load balancer must not restart the process for this.

@@ -76,6 +76,7 @@ async def test_metrics_read_the_realtime_node_at_scrape_time(
         found = samples((await http.get("/metrics")).text)
         assert value(found, "switchboard_ws_connections") == 3
         assert value(found, "switchboard_ws_subscriptions") == 4
+        assert value(found, "switchboard_live_channels") == 2
         # message.created and conversation.updated, to each of the three inbox subscribers
         assert value(found, "switchboard_events_delivered_total") >= 3
     finally:

@@ -11,9 +11,11 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from websockets.exceptions import InvalidStatus
 
 from server.settings import Settings
 from store.models import Contact
+from tests.live.helpers import LiveClient
 from tests.ops.conftest import TcpRelay, drop_database
 from tests.ops.test_health import POSTGRES_ONLY
 from tests.support.live_server import LiveServer, free_port, start_live_server
@@ -133,5 +135,29 @@ async def test_webhook_during_a_database_outage_is_refused_then_stored_once_on_r
         stored = await messages(server.state, twilio_sid=params["MessageSid"])
         assert [m.body for m in stored] == ["during the outage"]
         assert len(await events(server.state, f"inbox:{world.admissions}", "message.created")) == 2
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize("database_url", POSTGRES_ONLY, indirect=True)
+async def test_websocket_handshake_during_a_database_outage_is_refused_not_crashed(
+    settings: Settings, pg_relay: TcpRelay
+) -> None:
+    through_relay = settings.database_url.replace(":5432/", f":{pg_relay.port}/")
+    server = await start_live_server(replace(settings, database_url=through_relay))
+    try:
+        world = await seed_world(server.state)
+        token = world.tokens["member"]
+        await pg_relay.cut()
+        with pytest.raises(InvalidStatus) as refused:
+            await LiveClient.connect(server.ws_url, token)
+        assert refused.value.response.status_code in (403, 503)
+        await pg_relay.start()
+        client = await LiveClient.connect(server.ws_url, token)
+        try:
+            subscribed = await client.subscribe(f"inbox:{world.admissions}")
+            assert subscribed["op"] == "subscribed"
+        finally:
+            await client.close()
     finally:
         await server.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
-import httpx
 import pytest
 
 from server.mailer import make_mailer
@@ -14,8 +13,8 @@ from server.settings import Settings
 from server.state import AppState
 from server.twilio import setup as twilio_setup
 from server.worker import Worker, WorkerOptions
-from tests.support.live_server import LiveServer, start_live_server
-from tests.support.messaging import seed_world
+from tests.support.live_server import LiveServer
+from tests.support.messaging import World
 from tests.worker.support import Blast, SmtpSink, TimedStandIn, seed_blast
 
 FAST = WorkerOptions(
@@ -58,27 +57,12 @@ async def start_worker() -> AsyncIterator[StartWorker]:
 
 
 @pytest.fixture
-async def twilio() -> AsyncIterator[TimedStandIn]:
-    """The Twilio stand-in (status callbacks only where a test scripts them)."""
-    async with TimedStandIn() as standin:
-        yield standin
+async def standin() -> AsyncIterator[TimedStandIn]:
+    """The Twilio stand-in, timing its requests (`twilio_server` and friends use it here)."""
+    async with TimedStandIn() as twilio:
+        yield twilio
 
 
 @pytest.fixture
-async def blast_server(settings: Settings, twilio: TimedStandIn) -> AsyncIterator[LiveServer]:
-    """The app with Twilio credentials, its REST calls going to the stand-in (no worker)."""
-    server = await start_live_server(twilio.configure(settings))
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def blast_http(blast_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=blast_server.base_url, timeout=60) as client:
-        yield client
-
-
-@pytest.fixture
-async def blast(blast_server: LiveServer) -> Blast:
-    world = await seed_world(blast_server.state)
-    return await seed_blast(blast_server.state, world)
+async def blast(twilio_server: LiveServer, twilio_world: World) -> Blast:
+    return await seed_blast(twilio_server.state, twilio_world)

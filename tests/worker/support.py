@@ -10,11 +10,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
@@ -36,10 +36,8 @@ from store.models import (
     utcnow,
 )
 from tests.support.live_server import REPO, free_port, settings_env
-from tests.support.messaging import World, new_sid
+from tests.support.messaging import World, eventually, new_sid
 from tests.support.twilio_standin import RecordedRequest, TwilioStandIn
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -90,9 +88,25 @@ class SmtpSink:
             self._controller.stop()
             self._controller = None
 
-    def emails(self) -> list[ReceivedEmail]:
+    def emails(self, conversation_id: int | None = None) -> list[ReceivedEmail]:
+        """What arrived (only the emails linking to `conversation_id`, if given)."""
         with self._lock:
-            return list(self.received)
+            found = list(self.received)
+        if conversation_id is None:
+            return found
+        link = f"/conversations/{conversation_id}"
+        return [e for e in found if e.text.rstrip().endswith(link)]
+
+    async def wait(
+        self, conversation_id: int | None = None, count: int = 1, within: float = 20
+    ) -> list[ReceivedEmail]:
+        """Wait until `count` emails (about `conversation_id`, if given) arrived; them all."""
+
+        async def enough() -> list[ReceivedEmail]:
+            found = self.emails(conversation_id)
+            return found if len(found) >= count else []
+
+        return await eventually(enough, within=within)
 
 
 @dataclass
@@ -188,18 +202,6 @@ async def seed_blast(state: AppState, world: World) -> Blast:
             )
         )
     return Blast(world, service.id, number, inbox.id)
-
-
-async def poll(check: Callable[[], Awaitable[T]], within: float = 60, every: float = 0.25) -> T:
-    """`check()` once it is truthy, asked every `every` seconds (each ask may cost queries)."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s (last: {result!r})")
-        await asyncio.sleep(every)
 
 
 def phone(index: int) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,6 @@ from tests.worker.support import (
     add_contacts,
     opt_out,
     phone,
-    poll,
     spawn_worker,
     worker_env,
 )
@@ -45,39 +46,40 @@ async def show(http: httpx.AsyncClient, blast: Blast, campaign_id: int) -> dict[
 
 async def until_done(http: httpx.AsyncClient, blast: Blast, campaign_id: int, within: float = 60):
     async def done() -> dict[str, Any] | None:
+        await asyncio.sleep(0.2)  # each look computes the counts: a few looks a second
         found = await show(http, blast, campaign_id)
         return found if found["status"] == "done" else None
 
-    return await poll(done, within=within)
+    return await eventually(done, within=within)
 
 
 async def test_campaign_lands_in_threads_and_replies_come_back_to_them(
-    blast_server: LiveServer,
-    blast_http: httpx.AsyncClient,
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
     blast: Blast,
-    twilio: TimedStandIn,
+    standin: TimedStandIn,
     start_worker: StartWorker,
 ) -> None:
-    contacts = await add_contacts(blast_server.state, 3, fields={"school": "Elm High"})
+    contacts = await add_contacts(twilio_server.state, 3, fields={"school": "Elm High"})
     for index in range(3):
-        twilio.script(phone(2000 + index), [("sent", None), ("delivered", None)])
+        standin.script(phone(2000 + index), [("sent", None), ("delivered", None)])
     created = await create(
-        blast_http, blast, body="Hi {first_name} from {school}!", contact_ids=contacts
+        twilio_http, blast, body="Hi {first_name} from {school}!", contact_ids=contacts
     )
     assert created["status"] == "draft"
     assert created["counts"]["total"] == 3
-    await act(blast_http, blast, created["id"], "send")
-    await start_worker(blast_server.settings)
+    await act(twilio_http, blast, created["id"], "send")
+    await start_worker(twilio_server.settings)
 
-    final = await until_done(blast_http, blast, created["id"])
-    assert sorted(twilio.sent_to()) == [phone(2000), phone(2001), phone(2002)]
-    bodies = {r.param("To"): r.param("Body") for r in twilio.messages()}
+    final = await until_done(twilio_http, blast, created["id"])
+    assert sorted(standin.sent_to()) == [phone(2000), phone(2001), phone(2002)]
+    bodies = {r.param("To"): r.param("Body") for r in standin.messages()}
     assert bodies[phone(2000)] == "Hi First0 from Elm High!"
-    assert {r.param("From") for r in twilio.messages()} == {blast.number}
+    assert {r.param("From") for r in standin.messages()} == {blast.number}
     assert final["counts"]["sent"] == 3
 
     # Every message is tagged campaign, in the contact's thread of the number's inbox.
-    async with blast_server.state.reading() as session:
+    async with twilio_server.state.reading() as session:
         sent = (await session.scalars(select(Message).order_by(Message.id))).all()
         assert {(m.tag, m.direction, m.campaign_id) for m in sent} == {
             ("campaign", "outbound", created["id"])
@@ -85,16 +87,16 @@ async def test_campaign_lands_in_threads_and_replies_come_back_to_them(
         conversation = await session.get(Conversation, sent[0].conversation_id)
         assert conversation is not None and conversation.inbox_id == blast.inbox_id
 
-    reply = await text_in(blast_http, blast_server.settings, phone(2000), blast.number, "Thanks!")
+    reply = await text_in(twilio_http, twilio_server.settings, phone(2000), blast.number, "Thanks!")
     assert reply.status_code == 200
-    async with blast_server.state.reading() as session:
+    async with twilio_server.state.reading() as session:
         inbound = (
             await session.scalars(select(Message).where(Message.direction == "inbound"))
         ).one()
     assert inbound.conversation_id == sent[0].conversation_id
 
     async def delivered_and_replied() -> dict[str, Any] | None:
-        found = await show(blast_http, blast, created["id"])
+        found = await show(twilio_http, blast, created["id"])
         counts = found["counts"]
         return found if counts["delivered"] == 3 and counts["replied"] == 1 else None
 
@@ -104,7 +106,7 @@ async def test_campaign_lands_in_threads_and_replies_come_back_to_them(
 
     # Progress goes out on campaign:{id}, gap-free, and catches up with replies after the end.
     async def progress_with_reply() -> list[Event]:
-        found = await events(blast_server.state, f"campaign:{created['id']}", "campaign.progress")
+        found = await events(twilio_server.state, f"campaign:{created['id']}", "campaign.progress")
         return found if found and found[-1].data["counts"]["replied"] == 1 else []
 
     progress = await eventually(progress_with_reply, within=30)
@@ -125,40 +127,41 @@ def busiest_second(arrivals: list[float]) -> int:
 
 
 async def test_two_worker_processes_send_1000_once_each_throttled_skipping_opt_outs(
-    blast_server: LiveServer,
-    blast_http: httpx.AsyncClient,
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
     blast: Blast,
-    twilio: TimedStandIn,
+    standin: TimedStandIn,
     tmp_path: Path,
 ) -> None:
     rate = 100
-    contacts = await add_contacts(blast_server.state, 1000)
+    contacts = await add_contacts(twilio_server.state, 1000)
     opted_out = [phone(2000 + i) for i in range(0, 1000, 20)]  # 50 of them
-    await opt_out(blast_server.state, blast.service_id, opted_out)
+    await opt_out(twilio_server.state, blast.service_id, opted_out)
     created = await create(
-        blast_http,
+        twilio_http,
         blast,
         body="Hi {first_name}, orientation is on Monday.",
         contact_ids=contacts,
         rate_per_second=rate,
     )
     workers = [
-        spawn_worker(blast_server.settings, tmp_path / f"worker{n}.log", **worker_env())
+        spawn_worker(twilio_server.settings, tmp_path / f"worker{n}.log", **worker_env())
         for n in range(2)
     ]
     try:
         for worker in workers:
             await worker.started()
-        await act(blast_http, blast, created["id"], "send")
-        final = await until_done(blast_http, blast, created["id"], within=120)
+        await act(twilio_http, blast, created["id"], "send")
+        # A failure guard only: 950 sends at 100/s take ten seconds on a quiet machine.
+        final = await until_done(twilio_http, blast, created["id"], within=600)
     finally:
         for worker in workers:
             worker.stop()
 
-    sent_to = twilio.sent_to()
+    sent_to = standin.sent_to()
     assert len(sent_to) == len(set(sent_to)) == 950, "someone was messaged twice or not at all"
     assert not set(sent_to) & set(opted_out)
-    bodies = {r.param("To"): r.param("Body") for r in twilio.messages()}
+    bodies = {r.param("To"): r.param("Body") for r in standin.messages()}
     assert bodies[phone(2001)] == "Hi First1, orientation is on Monday."
     counts = final["counts"]
     assert (counts["total"], counts["sent"], counts["skipped_opted_out"]) == (1000, 950, 50)
@@ -166,7 +169,7 @@ async def test_two_worker_processes_send_1000_once_each_throttled_skipping_opt_o
 
     # Both workers took part, and together they held the rate: no second carried more than
     # the rate (with a little slack for network jitter), and the whole took as long as it must.
-    async with blast_server.state.reading() as session:
+    async with twilio_server.state.reading() as session:
         claimants = set(
             (
                 await session.scalars(
@@ -175,48 +178,48 @@ async def test_two_worker_processes_send_1000_once_each_throttled_skipping_opt_o
             ).all()
         )
     assert len(claimants) == 2
-    arrivals = [moment for moment, _ in twilio.arrivals]
+    arrivals = [moment for moment, _ in standin.arrivals]
     assert busiest_second(arrivals) <= rate * 1.15
     assert max(arrivals) - min(arrivals) >= (950 - 1) / rate * 0.9
 
 
 async def test_worker_killed_mid_send_never_sends_twice_and_shows_unknown(
-    blast_server: LiveServer,
-    blast_http: httpx.AsyncClient,
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
     blast: Blast,
-    twilio: TimedStandIn,
+    standin: TimedStandIn,
     tmp_path: Path,
 ) -> None:
-    contacts = await add_contacts(blast_server.state, 60)
+    contacts = await add_contacts(twilio_server.state, 60)
     stuck = phone(2010)
-    twilio.fail("timeout", to=stuck)  # Twilio never answers this one: the kill lands mid-call
+    standin.fail("timeout", to=stuck)  # Twilio never answers this one: the kill lands mid-call
     created = await create(
-        blast_http, blast, body="Hello {first_name}", contact_ids=contacts, rate_per_second=20
+        twilio_http, blast, body="Hello {first_name}", contact_ids=contacts, rate_per_second=20
     )
-    await act(blast_http, blast, created["id"], "send")
+    await act(twilio_http, blast, created["id"], "send")
     env = worker_env(SWITCHBOARD_STALE_SEND_SECONDS="3")
 
-    first = spawn_worker(blast_server.settings, tmp_path / "first.log", **env)
+    first = spawn_worker(twilio_server.settings, tmp_path / "first.log", **env)
     try:
-        await twilio.wait_for(
-            lambda: len(twilio.messages()) >= 20 and stuck in twilio.requested_to(), within=60
+        await standin.wait_for(
+            lambda: len(standin.messages()) >= 20 and stuck in standin.requested_to(), within=60
         )
     finally:
         first.kill()
 
-    second = spawn_worker(blast_server.settings, tmp_path / "second.log", **env)
+    second = spawn_worker(twilio_server.settings, tmp_path / "second.log", **env)
     try:
-        final = await until_done(blast_http, blast, created["id"], within=120)
+        final = await until_done(twilio_http, blast, created["id"], within=120)
     finally:
         second.stop()
 
-    requested = twilio.requested_to()
+    requested = standin.requested_to()
     assert len(requested) == len(set(requested)), "a recipient was sent to twice"
     counts = final["counts"]
     assert counts["sent"] + counts["unknown"] == 60
     assert 1 <= counts["unknown"] <= 16  # at most the sends in flight when it was killed
 
-    response = await blast_http.get(
+    response = await twilio_http.get(
         f"/api/v1/campaigns/{created['id']}/recipients?state=unknown", headers=blast.auth
     )
     unknown = response.json()["items"]
@@ -229,3 +232,84 @@ async def test_worker_killed_mid_send_never_sends_twice_and_shows_unknown(
     shown = next(item for item in unknown if item["contact"]["phone"] == stuck)
     assert shown["message"]["status"] == "unknown"
     assert "not sent again" in shown["message"]["error_message"]
+
+
+async def settled(server: LiveServer, campaign_id: int) -> bool:
+    """Nothing of the campaign is claimed or being sent right now."""
+    async with server.state.reading() as session:
+        busy = await session.scalar(
+            select(CampaignRecipient.id).where(
+                CampaignRecipient.campaign_id == campaign_id,
+                CampaignRecipient.state.in_(("claimed", "sending")),
+            )
+        )
+    return busy is None
+
+
+async def test_pause_stops_sending_resume_finishes_cancel_drops_the_rest(
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
+    blast: Blast,
+    standin: TimedStandIn,
+    start_worker: StartWorker,
+) -> None:
+    contacts = await add_contacts(twilio_server.state, 40)
+    first = await create(twilio_http, blast, body="one", contact_ids=contacts, rate_per_second=10)
+    await start_worker(twilio_server.settings)
+    await act(twilio_http, blast, first["id"], "send")
+    await standin.wait_for(lambda: len(standin.messages()) >= 5, within=30)
+
+    paused = await act(twilio_http, blast, first["id"], "pause")
+    assert paused["status"] == "paused"
+    await eventually(lambda: settled(twilio_server, first["id"]))
+    at_pause = len(standin.messages())
+    # A second campaign keeps going meanwhile: once it is done, the paused one had its chance.
+    other = await create(twilio_http, blast, body="two", contact_ids=contacts[:5])
+    await act(twilio_http, blast, other["id"], "send")
+    await until_done(twilio_http, blast, other["id"])
+    assert len([r for r in standin.messages() if r.param("Body") == "one"]) == at_pause
+    shown = await show(twilio_http, blast, first["id"])
+    assert shown["counts"]["queued"] == 40 - at_pause
+
+    await act(twilio_http, blast, first["id"], "resume")
+    final = await until_done(twilio_http, blast, first["id"])
+    ones = [r.param("To") for r in standin.messages() if r.param("Body") == "one"]
+    assert sorted(ones) == sorted({phone(2000 + i) for i in range(40)})
+    assert final["counts"]["sent"] == 40
+
+    third = await create(twilio_http, blast, body="three", contact_ids=contacts, rate_per_second=5)
+    await act(twilio_http, blast, third["id"], "send")
+    await standin.wait_for(lambda: any(r.param("Body") == "three" for r in standin.messages()))
+    canceled = await act(twilio_http, blast, third["id"], "cancel")
+    assert canceled["status"] == "canceled"
+    await eventually(lambda: settled(twilio_server, third["id"]))
+    final = await show(twilio_http, blast, third["id"])
+    threes = [r for r in standin.messages() if r.param("Body") == "three"]
+    assert final["counts"]["sent"] == len(threes) < 40
+    assert final["counts"]["canceled"] == 40 - len(threes)
+    assert final["status"] == "canceled"
+
+
+async def test_a_scheduled_campaign_starts_at_its_time(
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
+    blast: Blast,
+    standin: TimedStandIn,
+    start_worker: StartWorker,
+) -> None:
+    contacts = await add_contacts(twilio_server.state, 2)
+    start_at = datetime.now(UTC) + timedelta(seconds=2)
+    created = await create(
+        twilio_http,
+        blast,
+        body="Doors open",
+        contact_ids=contacts,
+        start_at=start_at.isoformat().replace("+00:00", "Z"),
+    )
+    await start_worker(twilio_server.settings)
+    scheduled = await act(twilio_http, blast, created["id"], "send")
+    assert (scheduled["status"], scheduled["started_at"]) == ("scheduled", None)
+    final = await until_done(twilio_http, blast, created["id"])
+    assert final["counts"]["sent"] == 2
+    started = datetime.fromisoformat(final["started_at"].replace("Z", "+00:00"))
+    assert started >= start_at

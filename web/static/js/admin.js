@@ -5,6 +5,7 @@
 //   <select data-api-change="PATCH /api/v1/phone-numbers/4" data-field="inbox_id">
 
 import { $$, api, formError } from "./dom.js";
+import { campaignBody } from "./campaign.js";
 
 function splitCall(spec) {
   const [method, ...rest] = spec.trim().split(/\s+/);
@@ -53,7 +54,9 @@ function warningsText(answer) {
 
 async function submitForm(form) {
   let [method, path] = splitCall(form.dataset.api);
-  let body = "notifications" in form.dataset ? notificationsBody(form) : collect(form);
+  let body = collect(form);
+  if ("notifications" in form.dataset) body = notificationsBody(form);
+  if ("campaign" in form.dataset) body = campaignBody(form);
   // A field marked data-path-param fills {its name} in the path instead of the body.
   for (const field of $$("[data-path-param]", form)) {
     path = path.replace(`{${field.name}}`, encodeURIComponent(field.value));

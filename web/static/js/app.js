@@ -1,12 +1,13 @@
 // Entry point of every signed-in page: starts the live connection and the page's parts.
 
-import { boot, $ } from "./dom.js";
+import { boot, $, api } from "./dom.js";
 import { LiveClient } from "./live.js";
 import { initShell, rememberTimeZone } from "./shell.js";
 import { initList } from "./list.js";
 import { initThread } from "./thread.js";
 import { initContact } from "./contact.js";
 import { initAdmin } from "./admin.js";
+import { initCampaign } from "./campaign.js";
 import { initSimulator } from "./simulator.js";
 
 rememberTimeZone();
@@ -31,6 +32,11 @@ const live = new LiveClient({
   url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
   onEvent,
   onOpen: () => openHooks.forEach((hook) => hook()),
+  // A socket refused again and again may mean the session ended (signed out elsewhere, while
+  // this page was away): asking who I am sends a signed-out page to the sign-in form.
+  onRetry: (attempt) => {
+    if (attempt % 3 === 0) api("GET", "/api/v1/auth/me").catch(() => {});
+  },
   onState: (state) => {
     document.body.dataset.live = state;
     clearTimeout(bannerTimer);
@@ -57,6 +63,7 @@ if (page === "inbox" || page === "thread") initList(context);
 if (page === "thread") initThread(context);
 if (page === "contact") initContact(context);
 if (page && page.startsWith("admin")) initAdmin(context);
+if (page === "admin-campaigns" || page === "admin-campaign") initCampaign(context);
 if (page === "simulator") initSimulator(context);
 
 for (const { channel, since } of boot.channels || []) live.subscribe(channel, since);

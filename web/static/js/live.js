@@ -12,8 +12,9 @@ const PONG_WITHIN_MS = 8000;
 const MAX_BACKOFF_MS = 8000;
 
 export class LiveClient {
-  constructor({ url, onEvent, onState, onOpen }) {
+  constructor({ url, onEvent, onState, onOpen, onRetry }) {
     this.url = url;
+    this.onRetry = onRetry || (() => {}); // (attempt): a reconnect is about to be tried
     this.onEvent = onEvent; // (channel, type, data, frame)
     this.onState = onState || (() => {}); // ("open" | "lost")
     this.onOpen = onOpen || (() => {});
@@ -168,7 +169,11 @@ export class LiveClient {
     const base = Math.min(MAX_BACKOFF_MS, 400 * 2 ** this.attempt);
     const delay = base / 2 + Math.random() * (base / 2);
     this.attempt += 1;
-    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    const attempt = this.attempt;
+    this.reconnectTimer = setTimeout(() => {
+      this.onRetry(attempt);
+      this.connect();
+    }, delay);
   }
 
   startHeartbeat() {

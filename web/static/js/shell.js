@@ -111,6 +111,7 @@ function applyCounts(items) {
     const pane = $(`[data-conv-pane][data-inbox-id="${item.id}"] [data-inbox-unread]`);
     if (pane) pane.textContent = String(count);
   }
+  document.title = (total ? `(${total}) ` : "") + document.title.replace(/^\(\d+\) /, "");
   const topbar = $("[data-total-unread]");
   if (topbar) {
     topbar.textContent = String(total);

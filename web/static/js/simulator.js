@@ -35,15 +35,18 @@ export function initSimulator({ on }) {
     messages.scrollTop = messages.scrollHeight;
   }
 
+  let loads = 0;
   async function load() {
     const from = fromInput.value.trim();
     const to = numberInput.value.trim();
     if (!from || !to) return;
+    const mine = ++loads;
     try {
       const answer = await api(
         "GET",
         `/simulator/thread?phone=${encodeURIComponent(from)}&number=${encodeURIComponent(to)}`,
       );
+      if (mine !== loads) return; // a newer choice of phone or number is on its way
       formError(settings, "");
       phone = answer.phone;
       number = answer.number;
@@ -71,11 +74,18 @@ export function initSimulator({ on }) {
     event.preventDefault();
     const input = compose.elements.body;
     const body = input.value;
-    if (!body.trim() || !phone || !number) return;
+    if (!body.trim()) return;
     const button = compose.querySelector("button");
     button.disabled = true;
     try {
-      await api("POST", "/simulator/messages", { phone, number, body });
+      // Always what the fields say now, whatever the last thread loaded was.
+      const sent = await api("POST", "/simulator/messages", {
+        phone: fromInput.value.trim(),
+        number: numberInput.value.trim(),
+        body,
+      });
+      phone = sent.phone;
+      number = sent.number;
       input.value = "";
       await load();
     } catch (error) {

@@ -288,8 +288,10 @@ export function initThread({ live, on, onOpen }) {
         if (live.send({ op: "typing", conversation: conversationId })) lastTyping = now;
       }
     });
+    // Enter sends with a keyboard; on a touch screen it is a new line (there is a Send button).
+    const enterSends = window.matchMedia("(pointer: fine)").matches;
     textarea.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      if (enterSends && event.key === "Enter" && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
         composer.requestSubmit();
       }

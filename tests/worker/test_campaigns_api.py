@@ -1,0 +1,273 @@
+"""The campaigns admin API: creating, recipients (list, CSV, filter), merge fields, preview."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from store.models import Contact, MessagingService
+from tests.support.live_server import LiveServer
+from tests.worker.support import Blast, add_contacts, phone
+
+CAMPAIGNS = "/api/v1/campaigns"
+
+
+async def post(
+    http: httpx.AsyncClient, blast: Blast, path: str = "", **body: Any
+) -> httpx.Response:
+    return await http.post(CAMPAIGNS + path, json=body, headers=blast.auth)
+
+
+def draft(blast: Blast, **extra: Any) -> dict[str, Any]:
+    return {"name": "Open day", "messaging_service_id": blast.service_id, **extra}
+
+
+async def contact(server: LiveServer, number: str) -> Contact:
+    async with server.state.reading() as session:
+        found = await session.scalar(select(Contact).where(Contact.phone == number))
+    assert found is not None
+    return found
+
+
+async def test_a_missing_merge_field_is_refused_naming_the_contacts(
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
+) -> None:
+    with_school = await add_contacts(twilio_server.state, 3, fields={"school": "Elm High"})
+    without = await add_contacts(twilio_server.state, 2, start=3000)
+    response = await post(
+        twilio_http,
+        blast,
+        **draft(blast, body="Hi {first_name}, see you at {school}!"),
+        contact_ids=with_school + without,
+    )
+    assert response.status_code == 422
+    error = response.json()
+    assert error["error"] == "missing_merge_fields"
+    assert error["missing_count"] == 2
+    assert [(m["contact_id"], m["fields"]) for m in error["missing"]] == [
+        (without[0], ["school"]),
+        (without[1], ["school"]),
+    ]
+    assert "First0 Last0 (+16175553000) has no school" in error["detail"]
+    listed = await twilio_http.get(CAMPAIGNS, headers=blast.auth)
+    assert listed.json() == {"items": [], "next_cursor": None}
+
+    created = await post(
+        twilio_http,
+        blast,
+        **draft(blast, body="Hi {first_name}, see you at {school}!"),
+        contact_ids=with_school,
+    )
+    assert created.status_code == 201, created.text
+    preview = created.json()["preview"]["items"]
+    assert preview[0]["body"] == "Hi First0, see you at Elm High!"
+
+
+async def test_recipients_given_as_data_are_normalised_merged_and_saved_on_contacts(
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
+) -> None:
+    response = await post(
+        twilio_http,
+        blast,
+        **draft(blast, body="Hello {first_name} {last_name}"),
+        recipients=[
+            {"phone": "(617) 555-0100", "first_name": "Ann"},
+            {"phone": "+1 617 555 0100", "last_name": "Lee"},
+            {"phone": "617.555.0101", "first_name": "Bo", "last_name": "Chan"},
+        ],
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["counts"]["total"] == 2
+    assert body["duplicates_merged"] == 1
+    ann = await contact(twilio_server, "+16175550100")
+    assert (ann.first_name, ann.last_name) == ("Ann", "Lee")
+    assert [item["body"] for item in body["preview"]["items"]] == ["Hello Ann Lee", "Hello Bo Chan"]
+
+    bad = await post(
+        twilio_http,
+        blast,
+        **draft(blast, body="Hi"),
+        recipients=[{"phone": "+16175550102"}, {"phone": "not a number"}, {"name": "x"}],
+    )
+    assert bad.status_code == 422
+    assert bad.json()["error"] == "invalid_recipients"
+    assert [e["index"] for e in bad.json()["errors"]] == [1, 2]
+    async with twilio_server.state.reading() as session:
+        assert await session.scalar(select(Contact).where(Contact.phone == "+16175550102")) is None
+
+
+async def test_csv_upload_reports_bad_rows_by_line_and_adds_nothing(
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
+) -> None:
+    created = await post(twilio_http, blast, **draft(blast, body="Hi {first_name} ({grade})"))
+    campaign_id = created.json()["id"]
+    bad_csv = (
+        "Phone,First Name,Last Name,Grade\n"
+        "617-555-0110,Ann,Lee,11\n"
+        "hello,Bo,Chan,12\n"
+        "617-555-0112,Cy\n"
+        ",Di,Fox,10\n"
+    )
+    response = await twilio_http.post(
+        f"{CAMPAIGNS}/{campaign_id}/recipients",
+        content=bad_csv,
+        headers={**blast.auth, "Content-Type": "text/csv"},
+    )
+    assert response.status_code == 422
+    error = response.json()
+    assert error["error"] == "invalid_recipients"
+    assert [(e["line"], e["error"]) for e in error["errors"]] == [
+        (3, "not a phone number: 'hello'"),
+        (4, "expected 4 cells, found 2"),
+        (5, "no phone number"),
+    ]
+    shown = await twilio_http.get(f"{CAMPAIGNS}/{campaign_id}", headers=blast.auth)
+    assert shown.json()["counts"]["total"] == 0
+
+    good_csv = (
+        "\ufeffphone,first_name,grade\r\n"
+        "617-555-0110,Ann,11\r\n"
+        '"(617) 555-0111","Bo, Jr.",12\r\n'
+        "+16175550110,,11\r\n"
+    )
+    upload = await twilio_http.post(
+        f"{CAMPAIGNS}/{campaign_id}/recipients",
+        files={"file": ("students.csv", good_csv.encode(), "text/csv")},
+        headers=blast.auth,
+    )
+    assert upload.status_code == 200, upload.text
+    assert upload.json() == {
+        "added": 2,
+        "already_recipients": 0,
+        "duplicates_merged": 1,
+        "total": 2,
+    }
+    bo = await contact(twilio_server, "+16175550111")
+    assert (bo.first_name, bo.fields) == ("Bo, Jr.", {"grade": "12"})
+    preview = await twilio_http.get(f"{CAMPAIGNS}/{campaign_id}/preview", headers=blast.auth)
+    assert [i["body"] for i in preview.json()["items"]] == ["Hi Ann (11)", "Hi Bo, Jr. (12)"]
+
+    # Rows for someone the campaign already has, and a CSV lacking the merge field, are told.
+    again = await twilio_http.post(
+        f"{CAMPAIGNS}/{campaign_id}/recipients",
+        content="phone,first_name\n6175550110,Ann\n6175550113,Eve\n",
+        headers={**blast.auth, "Content-Type": "text/csv"},
+    )
+    assert again.status_code == 422
+    assert again.json()["error"] == "missing_merge_fields"
+    assert [m["phone"] for m in again.json()["missing"]] == ["+16175550113"]
+
+
+async def test_filter_picks_contacts_by_inbox_and_field(
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
+) -> None:
+    await add_contacts(twilio_server.state, 3, fields={"year": "2"})
+    await add_contacts(twilio_server.state, 2, start=3000, fields={"year": "3"})
+    response = await post(
+        twilio_http, blast, **draft(blast, body="Year 2 news"), filter={"fields": {"year": "2"}}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["counts"]["total"] == 3
+    empty = await post(twilio_http, blast, **draft(blast, body="x"), filter={})
+    assert empty.status_code == 422
+
+
+async def test_preview_counts_segments_and_encoding(
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
+) -> None:
+    ids = await add_contacts(twilio_server.state, 2)
+    long_body = "Reminder: " + "x" * 160
+    created = await post(twilio_http, blast, **draft(blast, body=long_body), contact_ids=ids)
+    preview = created.json()["preview"]
+    assert preview["template"] == {"encoding": "GSM-7", "segments": 2}
+    emoji = await post(
+        twilio_http, blast, **draft(blast, body="Hi {first_name} 🎉"), contact_ids=ids
+    )
+    item = emoji.json()["preview"]["items"][0]
+    assert (item["body"], item["encoding"], item["segments"]) == ("Hi First0 🎉", "UCS-2", 1)
+
+
+async def test_only_blast_services_send_campaigns_and_mixed_inboxes_are_warned(
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
+) -> None:
+    world = blast.world
+    one_to_one = await post(
+        twilio_http, blast, name="x", messaging_service_id=world.service_a, body="hi"
+    )
+    assert one_to_one.status_code == 409
+    assert one_to_one.json()["error"] == "service_not_blast"
+
+    # The seeded blast service B has a number in the Admissions inbox, next to 1:1 numbers.
+    mixed = await post(
+        twilio_http, blast, name="x", messaging_service_id=world.service_b, body="hi"
+    )
+    assert mixed.status_code == 201
+    [warning] = mixed.json()["warnings"]
+    assert (warning["code"], warning["inbox_id"]) == ("mixed_inbox", world.admissions)
+
+    clean = await post(twilio_http, blast, **draft(blast, body="hi"))
+    assert clean.json()["warnings"] == []
+
+
+async def test_bad_input_gets_clear_errors(
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
+) -> None:
+    cases = [
+        ({"body": "hi", "rate_per_second": 0}, 422),
+        ({"body": "hi", "start_at": "2030-01-01T09:00:00"}, 422),
+        ({"body": "hi", "start_at": "soon"}, 422),
+        ({"body": ""}, 422),
+        ({"body": "hi", "colour": "red"}, 422),
+        ({"body": "hi", "contact_ids": [1], "filter": {"all": True}}, 422),
+        ({"body": "hi", "contact_ids": [999999]}, 422),
+        ({"body": "hi", "messaging_service_id": "one"}, 422),
+    ]
+    for extra, status in cases:
+        response = await post(twilio_http, blast, **{**draft(blast), **extra})
+        assert response.status_code == status, (extra, response.text)
+        assert set(response.json()) >= {"error", "detail"}
+    not_json = await twilio_http.post(CAMPAIGNS, content="name=x", headers=blast.auth)
+    assert not_json.status_code == 415
+    assert (await twilio_http.get(f"{CAMPAIGNS}/12345", headers=blast.auth)).status_code == 404
+
+
+async def test_staff_may_not_touch_campaigns(
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
+) -> None:
+    staff = blast.world.auth("member")
+    assert (await twilio_http.get(CAMPAIGNS, headers=staff)).status_code == 403
+    created = await twilio_http.post(CAMPAIGNS, json=draft(blast, body="hi"), headers=staff)
+    assert created.status_code == 403
+    assert (await twilio_http.get(CAMPAIGNS)).status_code == 401
+
+
+async def test_sending_needs_a_draft_with_recipients(
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
+) -> None:
+    empty = (await post(twilio_http, blast, **draft(blast, body="hi"))).json()
+    response = await post(twilio_http, blast, f"/{empty['id']}/send")
+    assert (response.status_code, response.json()["error"]) == (409, "no_recipients")
+    assert (await post(twilio_http, blast, f"/{empty['id']}/pause")).status_code == 409
+
+    ids = await add_contacts(twilio_server.state, 1)
+    async with twilio_server.state.transaction() as session:
+        bare = MessagingService(sid="MG" + "9" * 32, name="No numbers", purpose="blast")
+        session.add(bare)
+    created = await post(
+        twilio_http, blast, name="x", messaging_service_id=bare.id, body="hi", contact_ids=ids
+    )
+    response = await post(twilio_http, blast, f"/{created.json()['id']}/send")
+    assert (response.status_code, response.json()["error"]) == (409, "no_numbers")
+
+    ready = (await post(twilio_http, blast, **draft(blast, body="hi"), contact_ids=ids)).json()
+    sent = await post(twilio_http, blast, f"/{ready['id']}/send")
+    assert sent.json()["status"] == "sending"
+    assert sent.json()["from_number"] == blast.number
+    again = await post(twilio_http, blast, f"/{ready['id']}/send")
+    assert (again.status_code, again.json()["error"]) == (409, "bad_status")
+    more = await post(twilio_http, blast, f"/{ready['id']}/recipients", contact_ids=ids)
+    assert (more.status_code, more.json()["error"]) == (409, "not_draft")
+    assert phone(2000) == (await contact(twilio_server, phone(2000))).phone
