@@ -158,13 +158,18 @@ class Connection:
                         self._drop_queue()
             assert self._close is not None
             code, reason = self._close
+            # Waiting for the close is bounded, the close itself is not cut short: a transport
+            # cancelled mid-close (its close frame stuck behind a client that stopped reading)
+            # can stay half-closed for good. Left alone it gives up and drops the connection.
+            closing = asyncio.ensure_future(self.transport.close(code, reason))
+            closing.add_done_callback(_consume)
             with contextlib.suppress(TransportClosed, TimeoutError):
-                async with asyncio.timeout(self.limits.close_timeout):
-                    await self.transport.close(code, reason)
+                await asyncio.wait_for(asyncio.shield(closing), self.limits.close_timeout)
         except TransportClosed:
             self.abandon()
-        except Exception:
-            log.exception("writing to %s failed; dropping the socket", self.key)
-            self.abandon()
-            with contextlib.suppress(Exception):
-                await self.transport.close(1011, "internal error; reconnect")
+
+
+def _consume(task: asyncio.Future[None]) -> None:
+    """Retrieve the outcome of a close nobody waits for any more."""
+    if not task.cancelled():
+        task.exception()
