@@ -167,11 +167,6 @@ class Connection:
                 await asyncio.wait_for(asyncio.shield(closing), self.limits.close_timeout)
         except TransportClosed:
             self.abandon()
-        except Exception:
-            log.exception("writing to %s failed; dropping the socket", self.key)
-            self.abandon()
-            with contextlib.suppress(Exception):
-                await self.transport.close(1011, "internal error; reconnect")
 
 
 def _consume(task: asyncio.Future[None]) -> None:

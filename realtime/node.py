@@ -202,6 +202,7 @@ class Node:
         self._connections[connection.key] = connection
         self._by_user.setdefault(principal.user_id, set()).add(connection)
         writer = asyncio.create_task(connection.write_loop())
+        writer.add_done_callback(lambda task: self._writer_done(connection, task))
         if self._stopping:
             connection.close(protocol.CLOSE_RESTART, RESTART_REASON)
         try:
@@ -218,6 +219,14 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
                 await asyncio.wait_for(writer, self.options.send.close_timeout)
             await self._forget(connection)
+
+    def _writer_done(self, connection: Connection, writer: asyncio.Task[None]) -> None:
+        """A writer that failed unexpectedly drops its socket rather than leave it mute."""
+        if writer.cancelled() or writer.exception() is None:
+            return
+        log.error("writing to %s failed", connection.key, exc_info=writer.exception())
+        connection.abandon()
+        self._spawn(_close_quietly(connection.transport))
 
     async def _forget(self, connection: Connection) -> None:
         self._connections.pop(connection.key, None)
@@ -420,6 +429,11 @@ class Node:
             if (cid := protocol.conversation_id(name)) is not None
         ]
         await self._presence.heartbeat(watched)
+
+
+async def _close_quietly(transport: Transport) -> None:
+    with contextlib.suppress(Exception):
+        await transport.close(1011, "internal error; reconnect")
 
 
 class _Unavailable(Exception):

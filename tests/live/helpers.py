@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
+from sqlalchemy import delete
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -238,6 +239,17 @@ async def seed_team(state: AppState) -> Team:
         await session.flush()
         ids = inbox_a.id, inbox_b.id, conv_a.id, conv_b.id
     return Team(admin, ann, bob, cy, *ids)
+
+
+async def remove_member(state: AppState, inbox_id: int, user_id: int) -> None:
+    """What the admin API does to take a member out of an inbox: commit, then announce."""
+    async with state.transaction() as session:
+        await session.execute(
+            delete(InboxMember).where(
+                InboxMember.inbox_id == inbox_id, InboxMember.user_id == user_id
+            )
+        )
+    await state.access_changed(user_id)
 
 
 async def emit(

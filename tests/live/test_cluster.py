@@ -7,17 +7,17 @@ from dataclasses import replace
 
 import pytest
 import redis.asyncio as aioredis
-from sqlalchemy import delete
 
 from server.auth import revoke_session
 from server.settings import Settings
-from store.models import InboxMember, User
+from store.models import User
 from tests.live.conftest import REDIS_URL, with_redis
 from tests.live.helpers import (
     Cluster,
     LiveClient,
     emit,
     eventually,
+    remove_member,
     seed_team,
     seqs,
     two_processes,
@@ -64,13 +64,7 @@ async def test_removing_a_member_cuts_their_subscriptions_on_another_process(
             await ann.expect(op="event", channel=conversation, type="presence")
     await bob.subscribe(inbox)
 
-    async with state.transaction() as session:
-        await session.execute(
-            delete(InboxMember).where(
-                InboxMember.inbox_id == team.inbox_a, InboxMember.user_id == team.ann.user.id
-            )
-        )
-    await state.access_changed(team.ann.user.id)
+    await remove_member(state, team.inbox_a, team.ann.user.id)
     revoked = [await ann.expect(op="event", type="access.revoked") for _ in range(2)]
     assert {frame["channel"] for frame in revoked} == {inbox, conversation}
     assert all("seq" not in frame for frame in revoked)

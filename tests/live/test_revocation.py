@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete
-
-from store.models import InboxMember
-from tests.live.helpers import LiveClient, Team, emit
+from tests.live.helpers import LiveClient, Team, emit, remove_member
 from tests.support.live_server import LiveServer
 
 
@@ -30,13 +27,7 @@ async def test_a_removed_member_stops_viewing_and_typing(server: LiveServer, tea
         },
     )
 
-    async with state.transaction() as session:
-        await session.execute(
-            delete(InboxMember).where(
-                InboxMember.inbox_id == team.inbox_a, InboxMember.user_id == team.ann.user.id
-            )
-        )
-    await state.access_changed(team.ann.user.id)
+    await remove_member(state, team.inbox_a, team.ann.user.id)
 
     revoked = [await ann.expect(op="event", type="access.revoked") for _ in range(2)]
     assert {frame["channel"] for frame in revoked} == {inbox, conversation}
