@@ -21,13 +21,14 @@ from tests.faults.harness import GUARD, Follower, wait_until
 from tests.support.live_server import LiveServer, start_live_server
 from tests.support.messaging import (
     TwilioEnv,
+    eventually,
     messages,
     seed_world,
     text_in,
 )
 from tests.support.twilio_standin import RecordedRequest, TwilioStandIn
 from tests.worker.conftest import StartWorker
-from tests.worker.support import add_contacts, phone, poll, seed_blast
+from tests.worker.support import add_contacts, phone, seed_blast
 
 
 class GatedStandIn(TwilioStandIn):
@@ -188,7 +189,7 @@ async def test_a_campaign_against_twilio_errors_fails_each_once_and_finishes(
             shown = await http.get(f"/api/v1/campaigns/{campaign_id}", headers=blast.auth)
             return shown.json() if shown.json()["status"] == "done" else None
 
-        final = await poll(finished, within=GUARD * 2)
+        final = await eventually(finished, within=GUARD * 2)
         # Replies still come in while a campaign meets Twilio's errors.
         reply = await text_in(http, server.settings, phone(2001), blast.number, "stop texting?")
         assert reply.status_code == 200
