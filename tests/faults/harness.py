@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -164,6 +164,31 @@ def assert_saw_every_event_once(follower: Follower, upto: int) -> None:
         f"{follower.channel}: got {len(follower.seqs)} events, "
         f"first gaps/duplicates near {_first_anomaly(follower.seqs)}"
     )
+
+
+async def assert_nothing_lost(
+    state: AppState,
+    channel: str,
+    messages: Sequence[Mapping[str, str]],
+    followers: Iterable[Follower] = (),
+) -> int:
+    """After a fault: each of `messages` (inbound webhooks to `channel`'s inbox) is stored once
+    and announced once on `channel` with gap-free seqs, and each follower got every event of
+    the channel once, in order, including each message's `message.created`. The head seq."""
+    expected = [params["MessageSid"] for params in messages]
+    await assert_stored_once(state, expected)
+    last = await assert_channel_announces(state, channel, expected)
+    followers = list(followers)
+    for follower in followers:
+        await follower.until_seq(last)
+    await asyncio.sleep(1.5)  # anything doubled or stray would have arrived by now
+    for follower in followers:
+        assert_saw_every_event_once(follower, last)
+        created = [
+            e["data"]["twilio_sid"] for e in follower.events if e["type"] == "message.created"
+        ]
+        assert sorted(created) == sorted(expected), follower.channel
+    return last
 
 
 def _first_anomaly(seqs: list[int]) -> int | None:
