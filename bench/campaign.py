@@ -167,10 +167,15 @@ async def dispatch(
             process.terminate()
         for process in processes:
             process.wait(30)
-    arrivals = [moment for moment, _ in twilio.arrivals[seen:]]
-    assert found["counts"]["sent"] == len(contact_ids) == len(arrivals), found["counts"]
+    arrivals = twilio.arrivals[seen:]
+    counts = found["counts"]
+    assert len({to for _, to in arrivals}) == len(arrivals), "someone was sent to twice"
+    assert counts["sent"] + counts["failed"] + counts["unknown"] == len(contact_ids), counts
     label = f"dispatch: {workers} worker{'s' if workers > 1 else ''} x {concurrency} in flight"
-    return Row(label, len(arrivals), max(arrivals) - min(arrivals))
+    if counts["failed"] or counts["unknown"]:
+        label += f" ({counts['failed']} failed, {counts['unknown']} unknown)"
+    times = [moment for moment, _ in arrivals]
+    return Row(label, len(arrivals), max(times) - min(times))
 
 
 async def run(args: argparse.Namespace, url: str, workdir: Path) -> list[Row]:
