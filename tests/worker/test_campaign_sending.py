@@ -106,19 +106,25 @@ async def test_campaign_lands_in_threads_and_replies_come_back_to_them(
         ).one()
     assert inbound.conversation_id == sent[0].conversation_id
 
+    stop = await text_in(twilio_http, twilio_server.settings, phone(2001), blast.number, "STOP")
+    assert stop.status_code == 200
+
     async def delivered_and_replied() -> dict[str, Any] | None:
         found = await show(twilio_http, blast, created["id"])
         counts = found["counts"]
-        return found if counts["delivered"] == 3 and counts["replied"] == 1 else None
+        return found if counts["delivered"] == 3 and counts["replied"] == 2 else None
 
     final = await eventually(delivered_and_replied, within=20)
-    assert final["figures"]["delivery_rate"] == 1.0
-    assert final["figures"]["reply_rate_24h"] == round(1 / 3, 4)
+    assert final["figures"] == {
+        "delivery_rate": 1.0,
+        "reply_rate_24h": round(2 / 3, 4),
+        "opt_outs_caused": 1,
+    }
 
     # Progress goes out on campaign:{id}, gap-free, and catches up with replies after the end.
     async def progress_with_reply() -> list[Event]:
         found = await events(twilio_server.state, f"campaign:{created['id']}", "campaign.progress")
-        return found if found and found[-1].data["counts"]["replied"] == 1 else []
+        return found if found and found[-1].data["counts"]["replied"] == 2 else []
 
     progress = await eventually(progress_with_reply, within=30)
     assert [e.seq for e in progress] == list(range(1, len(progress) + 1))
