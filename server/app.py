@@ -9,8 +9,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from server import errors, live, worker
-from server.routes import api, campaigns, pages, sending, twilio_webhooks, ws
+from server import errors, live, outages, worker
+from server.logging import RequestIdMiddleware
+from server.metrics import Metrics, MetricsMiddleware, observe_publisher
+from server.routes import api, campaigns, ops, pages, sending, twilio_webhooks, ws
+from server.security_headers import SecurityHeadersMiddleware
 from server.settings import Settings
 from server.state import AppState
 from server.twilio import setup as twilio_setup
@@ -19,11 +22,13 @@ from server.twilio import setup as twilio_setup
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     state = AppState(settings)
+    metrics = Metrics(realtime=lambda: state.publisher)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await twilio_setup.start(state)
         await live.start(state)
+        observe_publisher(state, metrics)
         if settings.run_worker_in_process:
             await worker.start(state)
         try:
@@ -35,9 +40,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await twilio_setup.stop(state)
             await state.close()
 
-    middleware: list[Middleware] = []
+    middleware: list[Middleware] = [
+        Middleware(RequestIdMiddleware),
+        Middleware(MetricsMiddleware, metrics=metrics),
+        Middleware(SecurityHeadersMiddleware),
+    ]
     app = Starlette(
         routes=[
+            *ops.routes,
             *api.routes,
             *campaigns.routes,
             *sending.routes,
@@ -48,10 +58,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={
+            **outages.handlers,
             errors.ApiError: errors.api_error_handler,
             HTTPException: errors.http_exception_handler,
             Exception: errors.server_error_handler,
         },
     )
     app.state.switchboard = state
+    app.state.metrics = metrics
     return app

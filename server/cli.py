@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
+from server.logging import setup_logging
 from server.settings import Settings
 from store.migrate import upgrade
 
@@ -38,8 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     text_in.add_argument("body")
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings.from_env()
+    setup_logging(settings)
 
     if args.command == "migrate":
         upgrade(settings.database_url)
@@ -71,22 +71,45 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, host: str, port: int) -> int:
+    import socket
+
     import uvicorn
 
+    from realtime import NodeOptions
+    from server import live
     from server.app import create_app
+    from server.state import AppState
+
+    class Server(uvicorn.Server):
+        """On shutdown the realtime node closes the sockets first, with its "reconnect and
+        resume with since" reason; uvicorn alone would cut them with a bare 1012."""
+
+        def __init__(self, config: uvicorn.Config, state: AppState) -> None:
+            super().__init__(config)
+            self.state = state
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            for server in self.servers:
+                server.close()  # no new connections while the sockets drain
+            await live.drain(self.state)
+            await super().shutdown(sockets)
 
     upgrade(settings.database_url)
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         ws="websockets",
         ws_per_message_deflate=False,
+        # Refuse an oversized frame from its header, before reading it into memory.
+        ws_max_size=NodeOptions().max_frame_bytes,
         proxy_headers=False,
-        log_level="info",
+        log_config=None,
+        access_log=False,
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    Server(config, app.state.switchboard).run()
     return 0
 
 

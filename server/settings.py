@@ -30,6 +30,8 @@ class Settings:
     event_retention_seconds: int = 7 * 24 * 3600
     # Redis channel/key prefix, so several deployments (or test runs) can share one Redis.
     redis_prefix: str = "switchboard:"
+    # How often live channels are compared with the outbox to recover lost publishes (0: never).
+    live_poll_seconds: float = 1.0
 
     @property
     def simulator(self) -> bool:
@@ -70,6 +72,7 @@ class Settings:
                 env.get("SWITCHBOARD_EVENT_RETENTION_SECONDS", str(7 * 24 * 3600))
             ),
             redis_prefix=env.get("SWITCHBOARD_REDIS_PREFIX", "switchboard:"),
+            live_poll_seconds=float(env.get("SWITCHBOARD_LIVE_POLL_SECONDS", "1.0")),
         )
 
 

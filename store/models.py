@@ -94,6 +94,20 @@ class AuthSession(Base):
     user: Mapped[User] = relationship(lazy="joined")
 
 
+class LoginAttempt(Base):
+    """A sign-in attempt not (yet) known to have succeeded; the login rate limit counts these.
+
+    Kept in the database so every server process sees the same counts.
+    """
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    ip: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 class Contact(Base):
     __tablename__ = "contacts"
 

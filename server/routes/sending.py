@@ -35,8 +35,8 @@ async def contact_messages(request: Request) -> JSONResponse:
     contact_id = path_id(request)
     data = await json_body(request)
     inbox_id = data.get("inbox_id")
-    if not isinstance(inbox_id, int) or isinstance(inbox_id, bool):
-        raise invalid("inbox_id must be an integer", field="inbox_id")
+    if type(inbox_id) is not int or not 0 < inbox_id <= 2**62:
+        raise invalid("inbox_id must be the id of an inbox", field="inbox_id")
     state = app_state(request)
     async with state.reading() as session:
         await inbox_for(session, user, inbox_id)

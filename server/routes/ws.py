@@ -1,7 +1,107 @@
-"""Routes: ws (filled in by its owner)."""
+"""`GET /ws`: the live socket (SPEC section 5).
+
+The handshake is authenticated here: a bearer token, or the session cookie from a page of
+this very site (the `Origin` must be `PUBLIC_URL`'s, which refuses cross-site websocket
+hijacking). Everything after the handshake is the realtime node's.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from urllib.parse import urlsplit
 
-routes: list[BaseRoute] = []
+from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from realtime import Principal, TransportClosed, protocol
+from server import live
+from server.auth import authenticate_token, credentials
+from server.errors import error_response
+from server.state import AppState
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+class _Socket:
+    """A Starlette websocket as the realtime node's Transport."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._websocket = websocket
+
+    async def receive(self) -> bytes | str | None:
+        try:
+            message = await self._websocket.receive()
+        except (OSError, RuntimeError, WebSocketDisconnect):
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        data = message.get("bytes")
+        if data is not None:
+            return data
+        return message.get("text") or ""
+
+    async def send(self, data: bytes | str) -> None:
+        message = {"type": "websocket.send"}
+        message["bytes" if isinstance(data, bytes) else "text"] = data
+        try:
+            await self._websocket.send(message)
+        except (OSError, RuntimeError, WebSocketDisconnect) as exc:
+            raise TransportClosed from exc
+
+    async def close(self, code: int, reason: str) -> None:
+        try:
+            await self._websocket.close(code, reason)
+        except (OSError, RuntimeError, WebSocketDisconnect) as exc:
+            raise TransportClosed from exc
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    try:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return None
+
+
+def same_origin(origin: str | None, public_url: str) -> bool:
+    return bool(origin) and _origin(origin or "") == _origin(public_url)
+
+
+async def _refuse(websocket: WebSocket, status: int, code: str, detail: str) -> None:
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(status, code, detail))
+    else:
+        await websocket.close(protocol.CLOSE_POLICY, detail)
+
+
+async def live_socket(websocket: WebSocket) -> None:
+    state: AppState = websocket.app.state.switchboard
+    node = live.node_of(state)
+    if node is None:
+        await _refuse(websocket, 503, "unavailable", "the live service is not running")
+        return
+    chosen = protocol.choose_subprotocol(websocket.scope.get("subprotocols") or [])
+    if chosen is None:
+        await _refuse(websocket, 400, "bad_request", "use the msgpack or json subprotocol")
+        return
+    token, from_cookie = credentials(websocket)
+    if token is None:
+        await _refuse(websocket, 401, "unauthorized", "sign in first")
+        return
+    if from_cookie and not same_origin(websocket.headers.get("origin"), state.settings.public_url):
+        await _refuse(websocket, 403, "forbidden", "cross-site websocket refused")
+        return
+    async with state.reading() as session:
+        found = await authenticate_token(session, token)
+    if found is None:
+        await _refuse(websocket, 401, "unauthorized", "sign in first")
+        return
+    user, auth_session = found
+    encoding, subprotocol = chosen
+    await websocket.accept(subprotocol=subprotocol)
+    await node.serve(
+        _Socket(websocket), Principal(user.id, auth_session.id, user.name or user.email), encoding
+    )
+
+
+routes: list[BaseRoute] = [WebSocketRoute("/ws", live_socket)]

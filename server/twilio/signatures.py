@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
+from starlette.types import Message
 from twilio.request_validator import (
     SIGNATURE_HEADER,
     SIGNATURE_SETTINGS_HEADER,
@@ -34,16 +35,38 @@ def sign(settings: Settings, url: str, params: Mapping[str, str]) -> str:
     return RequestValidator(settings.webhook_auth_token).compute_signature(url, dict(params))
 
 
+def _too_large() -> ApiError:
+    return ApiError(413, "too_large", "the webhook body is too large")
+
+
+def _bounded(request: Request) -> Request:
+    """The same request, whose body is cut off past MAX_WEBHOOK_BYTES however it is framed:
+    a chunked body has no Content-Length to check up front."""
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        received += len(message.get("body", b""))
+        if received > MAX_WEBHOOK_BYTES:
+            raise _too_large()
+        return message
+
+    return Request(request.scope, receive)
+
+
 async def verified_form(request: Request, settings: Settings) -> FormData:
     """The webhook's form parameters, or 403 when the signature is missing or wrong."""
     length = request.headers.get("content-length") or "0"
     if not length.isdigit() or int(length) > MAX_WEBHOOK_BYTES:
-        raise ApiError(413, "too_large", "the webhook body is too large")
+        raise _too_large()
     signature = request.headers.get(SIGNATURE_HEADER)
     if not signature:
         raise ApiError(403, "forbidden", f"missing {SIGNATURE_HEADER} header")
     try:
-        form = await request.form()
+        form = await _bounded(request).form()
+    except ApiError:
+        raise
     except Exception as exc:
         raise ApiError(400, "bad_request", "the webhook body is not a form") from exc
     if any(not isinstance(value, str) for _, value in form.multi_items()):

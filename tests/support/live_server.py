@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -48,8 +49,13 @@ class LiveServer:
         await asyncio.wait_for(self.task, timeout=15)
 
 
-async def start_live_server(settings: Settings, port: int | None = None) -> LiveServer:
-    """Serve `settings` in this event loop; PUBLIC_URL is set to the port it listens on."""
+async def start_live_server(
+    settings: Settings, port: int | None = None, **uvicorn_options: Any
+) -> LiveServer:
+    """Serve `settings` in this event loop; PUBLIC_URL is set to the port it listens on.
+
+    `uvicorn_options` go to uvicorn's Config (e.g. `ws_ping_interval`).
+    """
     port = port or free_port()
     settings = replace(settings, public_url=f"http://127.0.0.1:{port}")
     app = create_app(settings)
@@ -61,6 +67,7 @@ async def start_live_server(settings: Settings, port: int | None = None) -> Live
         ws_per_message_deflate=False,
         log_level="warning",
         lifespan="on",
+        **uvicorn_options,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -85,6 +92,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "TWILIO_API_BASE": settings.twilio_api_base,
         "SWITCHBOARD_DATA_DIR": str(settings.data_dir),
         "SWITCHBOARD_REDIS_PREFIX": settings.redis_prefix,
+        "SWITCHBOARD_LIVE_POLL_SECONDS": str(settings.live_poll_seconds),
         "SWITCHBOARD_IN_PROCESS_WORKER": "1" if settings.run_worker_in_process else "0",
         "PYTHONPATH": str(REPO),
     }

@@ -1,0 +1,238 @@
+"""Fan-out on the peer: python-socketio's AsyncServer with AsyncRedisManager, under uvicorn.
+
+The scenario of `bench/fanout.py`, measured the same way (`bench/common.py`): N clients in the
+room `inbox:1`, M inbound webhooks at a fixed rate, each turned into one `message.created`
+frame per client; on 1 process (in-memory manager) and on 2 processes sharing Redis (webhooks
+round-robin over both, as a load balancer would send them; clients split over both).
+Clients speak Engine.IO v4 over a raw websocket (what socket.io clients do after the upgrade),
+so the client side costs the same as Switchboard's.
+
+    python -m bench.peer_socketio                  # full run (the lead's quiet machine)
+    python -m bench.peer_socketio --smoke          # seconds, for CI
+
+`run_peer()` is what `bench/fanout.py` calls to print the peer beside Switchboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from websockets.asyncio.client import ClientConnection
+
+from bench.common import (
+    FanoutResult,
+    free_port,
+    http_session,
+    machine_line,
+    measure_fanout,
+    print_comparison,
+    print_fanout,
+    spawn,
+    wait_healthy,
+)
+
+SYSTEM = "python-socketio"
+ROOM = "inbox:1"
+BODY_PREFIX = "bench "
+
+
+@dataclass(frozen=True)
+class EngineIOClient:
+    """A socket.io client reduced to what the benchmark needs, over a raw websocket."""
+
+    ports: tuple[int, ...]
+    room: str = ROOM
+
+    def url(self, index: int) -> str:
+        port = self.ports[index % len(self.ports)]
+        return f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+
+    def connect_options(self, index: int) -> dict[str, Any]:
+        return {"compression": None, "ping_interval": None, "max_size": None, "open_timeout": 60}
+
+    async def handshake(self, ws: ClientConnection, index: int) -> None:
+        opening = await ws.recv()
+        if not str(opening).startswith("0"):
+            raise RuntimeError(f"not an Engine.IO open packet: {opening!r}")
+        await ws.send("40")  # connect to the default namespace
+        await self._until(ws, "40")
+        await ws.send("421" + json.dumps(["join", self.room]))  # event with ack id 1
+        await self._until(ws, "431")
+
+    async def _until(self, ws: ClientConnection, prefix: str) -> None:
+        while True:
+            message = await ws.recv()
+            if isinstance(message, str) and message.startswith(prefix):
+                return
+            reply = self.control_reply(message)
+            if reply is not None:
+                await ws.send(reply)
+
+    def is_event(self, message: str | bytes) -> bool:
+        return isinstance(message, str) and message.startswith("42")
+
+    def control_reply(self, message: str | bytes) -> str | bytes | None:
+        return "3" if message == "2" else None  # Engine.IO ping -> pong
+
+    def event_id(self, message: str | bytes) -> int | None:
+        name, data = json.loads(message[2:])
+        body = data.get("body", "")
+        if name != "message.created" or not body.startswith(BODY_PREFIX):
+            return None
+        return int(body[len(BODY_PREFIX) :])
+
+
+def webhook_form(index: int) -> dict[str, str]:
+    return {
+        "MessageSid": f"SM{uuid.uuid4().hex}",
+        "AccountSid": "AC" + "0" * 32,
+        "From": f"+1555010{index % 100:04d}",
+        "To": "+15550009999",
+        "Body": f"{BODY_PREFIX}{index}",
+        "NumMedia": "0",
+        "SmsStatus": "received",
+    }
+
+
+async def run_peer(
+    processes: int,
+    clients: int,
+    events: int,
+    rate: float,
+    *,
+    probes: int = 50,
+    client_processes: int = 1,
+    redis_url: str = "redis://127.0.0.1:6379/0",
+) -> FanoutResult:
+    """One fan-out run on the peer; the servers are started and stopped here."""
+    channel = f"bench-socketio-{uuid.uuid4().hex[:8]}"
+    servers = []
+    try:
+        for _ in range(processes):
+            port = free_port()
+            args = [sys.executable, "-m", "bench.peers.socketio_server", "--port", str(port)]
+            if processes > 1:
+                args += ["--redis", redis_url, "--channel", channel]
+            servers.append(spawn(args, dict(os.environ), port))
+        for server in servers:
+            await wait_healthy(server)
+        async with http_session() as http:
+
+            async def send(index: int) -> None:
+                server = servers[index % len(servers)]
+                url = f"{server.base_url}/webhook"
+                async with http.post(url, data=webhook_form(index)) as response:
+                    response.raise_for_status()
+
+            return await measure_fanout(
+                SYSTEM,
+                [s.pid for s in servers],
+                EngineIOClient(tuple(s.port for s in servers)),
+                send,
+                clients=clients,
+                events=events,
+                rate=rate,
+                probes=probes,
+                client_processes=client_processes,
+            )
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def add_fanout_arguments(parser: argparse.ArgumentParser) -> None:
+    """The fan-out options shared with bench/fanout.py."""
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument(
+        "--rates",
+        default="50,200",
+        help="events per second, comma-separated; frames/s equals the offered load "
+        "(clients x rate) while the server keeps up, and plateaus at its capacity",
+    )
+    parser.add_argument("--probes", type=int, default=50, help="clients that time each frame")
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--processes", default="1,2", help="server process counts to run")
+    parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
+    parser.add_argument(
+        "--versus-switchboard",
+        action="store_true",
+        help="also run Switchboard the same way, and print both side by side with the ratio",
+    )
+    parser.add_argument("--database", default="postgres", help="Switchboard's: postgres|sqlite")
+
+
+def smoke_defaults(args: argparse.Namespace) -> None:
+    if args.smoke:
+        args.clients, args.events, args.rates, args.probes, args.client_processes = (
+            20,
+            20,
+            "50",
+            5,
+            1,
+        )
+
+
+async def main_async(
+    args: argparse.Namespace,
+) -> tuple[list[FanoutResult], list[FanoutResult]]:
+    """(the peer's results, Switchboard's when asked) for every rate and process count."""
+    peer: list[FanoutResult] = []
+    ours: list[FanoutResult] = []
+    for rate in (float(r) for r in args.rates.split(",")):
+        for processes in (int(p) for p in args.processes.split(",")):
+            options = {
+                "probes": args.probes,
+                "client_processes": args.client_processes,
+                "redis_url": args.redis,
+            }
+            peer.append(await run_peer(processes, args.clients, args.events, rate, **options))
+            if args.versus_switchboard:
+                from bench.switchboard import run_switchboard_fanout
+
+                ours.append(
+                    await run_switchboard_fanout(
+                        processes,
+                        args.clients,
+                        args.events,
+                        rate,
+                        database=args.database,
+                        **options,
+                    )
+                )
+    return peer, ours
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    add_fanout_arguments(parser)
+    args = parser.parse_args(argv)
+    smoke_defaults(args)
+    print(f"machine: {machine_line()}")
+    peer, ours = asyncio.run(main_async(args))
+    print_fanout(f"fan-out on {SYSTEM} (AsyncServer + AsyncRedisManager)", peer)
+    if ours:
+        print_fanout(f"fan-out on Switchboard ({args.database})", ours)
+        for rate in sorted({r.rate for r in ours}):
+            print_comparison(
+                [r for r in ours if r.rate == rate], [r for r in peer if r.rate == rate]
+            )
+    return 0 if all(r.complete for r in peer + ours) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

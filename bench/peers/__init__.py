@@ -1,0 +1,1 @@
+"""Peers: the same scenarios built on the tools people would otherwise use."""

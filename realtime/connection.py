@@ -1,0 +1,180 @@
+"""One client socket: its subscriptions and a bounded send queue drained by one writer task.
+
+Fan-out only appends an already-encoded frame to the queue (no task, no await per recipient).
+A client that stops reading lets its queue fill; past the bound the connection is closed with
+4008 and a reason telling it to resume with `since`, so it neither grows memory nor delays
+anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+from realtime import protocol
+from realtime.ports import Principal, Transport, TransportClosed
+
+log = logging.getLogger("switchboard.realtime")
+
+SLOW_CONSUMER_REASON = f"slow consumer; {protocol.RESUME_HINT}"
+
+
+@dataclass(frozen=True, slots=True)
+class SendLimits:
+    max_frames: int = 2000
+    max_bytes: int = 4 * 1024 * 1024
+    # Replays wait until the queue is this short (in frames and bytes) before adding more.
+    low_water: int = 200
+    low_water_bytes: int = 512 * 1024
+    # A single frame the client does not take within this long marks it as stalled.
+    send_timeout: float = 10.0
+    close_timeout: float = 5.0
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    """A connection's interest in one channel, and the last seq sent on it."""
+
+    connection: Connection
+    channel: str
+    last: int
+    # Live: fan-out sends to it. Until then a replay from the outbox is catching it up.
+    live: bool = False
+    active: bool = True
+    catch_up: asyncio.Task[None] | None = None
+
+
+@dataclass(eq=False)
+class Connection:
+    key: str
+    principal: Principal
+    transport: Transport
+    encoding: str
+    limits: SendLimits = field(default_factory=SendLimits)
+    subs: dict[str, Subscription] = field(default_factory=dict)
+    # Bumped whenever this user's access is re-checked, so an authorization that raced a
+    # revocation is noticed and redone.
+    access_epoch: int = 0
+    # Conversations this socket may type in / view (cached until the next access check).
+    conversations_allowed: set[int] = field(default_factory=set)
+    viewing: int | None = None
+    bad_frames: int = 0
+
+    def __post_init__(self) -> None:
+        self._queue: deque[tuple[str | None, bytes | str]] = deque()
+        self._queued_bytes = 0
+        self._wakeup = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._close: tuple[int, str] | None = None
+
+    @property
+    def closing(self) -> bool:
+        return self._close is not None
+
+    @property
+    def close_code(self) -> int | None:
+        return self._close[0] if self._close is not None else None
+
+    def send(self, frame: protocol.Frame, channel: str | None = None) -> None:
+        """Queue a frame (tagged with its channel, so a revocation can take it back)."""
+        if self._close is not None:
+            return
+        data = frame.encoded(self.encoding)
+        self._queue.append((channel, data))
+        self._queued_bytes += len(data)
+        if len(self._queue) > self.limits.max_frames or self._queued_bytes > self.limits.max_bytes:
+            log.info("closing slow consumer %s (%d frames queued)", self.key, len(self._queue))
+            self.close(protocol.CLOSE_SLOW, SLOW_CONSUMER_REASON)
+            return
+        if not self.has_room:
+            self._drained.clear()
+        self._wakeup.set()
+
+    def purge(self, channel: str) -> None:
+        """Take back the frames of `channel` not yet written to the socket."""
+        kept = deque(item for item in self._queue if item[0] != channel)
+        self._queue = kept
+        self._queued_bytes = sum(len(data) for _, data in kept)
+        self._note_drain()
+
+    def close(self, code: int, reason: str, flush: bool = False) -> None:
+        """Close the socket with `code` and `reason` (once), after writing what is queued when
+        `flush`, else dropping it. Nothing more is queued from now on."""
+        if self._close is not None:
+            return
+        self._close = (code, reason)
+        if not flush:
+            self._drop_queue()
+        self._drained.set()
+        self._wakeup.set()
+
+    def _drop_queue(self) -> None:
+        self._queue.clear()
+        self._queued_bytes = 0
+
+    def abandon(self) -> None:
+        """The client has gone: stop queuing, nothing to close."""
+        if self._close is None:
+            self._close = (protocol.CLOSE_NORMAL, "")
+        self._drop_queue()
+        self._drained.set()
+
+    @property
+    def has_room(self) -> bool:
+        """Short enough a queue for a replay to add to it."""
+        return (
+            len(self._queue) <= self.limits.low_water
+            and self._queued_bytes <= self.limits.low_water_bytes
+        )
+
+    async def wait_drained(self) -> None:
+        """Until the queue has room again (or the connection is closing)."""
+        await self._drained.wait()
+
+    def _note_drain(self) -> None:
+        if self.has_room:
+            self._drained.set()
+
+    async def write_loop(self) -> None:
+        """Write queued frames in order; then, if asked to, close the socket."""
+        try:
+            while self._close is None or self._queue:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._queue:
+                    _, data = self._queue.popleft()
+                    self._queued_bytes -= len(data)
+                    self._note_drain()
+                    try:
+                        async with asyncio.timeout(self.limits.send_timeout):
+                            await self.transport.send(data)
+                    except TimeoutError:
+                        log.info("closing stalled consumer %s", self.key)
+                        self.close(protocol.CLOSE_SLOW, SLOW_CONSUMER_REASON)
+                        self._drop_queue()
+            assert self._close is not None
+            code, reason = self._close
+            # Waiting for the close is bounded, the close itself is not cut short: a transport
+            # cancelled mid-close (its close frame stuck behind a client that stopped reading)
+            # can stay half-closed for good. Left alone it gives up and drops the connection.
+            closing = asyncio.ensure_future(self.transport.close(code, reason))
+            closing.add_done_callback(_consume)
+            with contextlib.suppress(TransportClosed, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(closing), self.limits.close_timeout)
+        except TransportClosed:
+            self.abandon()
+        except Exception:
+            log.exception("writing to %s failed; dropping the socket", self.key)
+            self.abandon()
+            with contextlib.suppress(Exception):
+                await self.transport.close(1011, "internal error; reconnect")
+
+
+def _consume(task: asyncio.Future[None]) -> None:
+    """Retrieve the outcome of a close nobody waits for any more."""
+    if not task.cancelled():
+        task.exception()

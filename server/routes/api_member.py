@@ -1,0 +1,156 @@
+"""Member routes under `/api/v1`: inboxes, conversations, threads, read markers and contacts.
+
+Anything outside the caller's inboxes answers 404 and shows nothing of itself.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from server import queries
+from server.deps import app_state, current_user, json_body, path_id
+from server.errors import invalid
+from server.phones import InvalidPhone, to_e164
+from server.routes.api_common import PREFIX, answer, read_answer
+from server.routes.api_input import MISSING, Fields, paging, query_limit, query_text
+from server.serializers import contact_json
+from server.services.contact_records import create_contact as create_contact_row
+from server.services.read_state import mark_read
+
+MAX_CONTACT_FIELDS = 50
+MAX_FIELD_VALUE = 2000
+FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+async def list_inboxes(request: Request) -> Response:
+    user = await current_user(request)
+    return await read_answer(request, lambda s: queries.visible_inboxes(s, user))
+
+
+async def get_inbox(request: Request) -> Response:
+    user = await current_user(request)
+    inbox_id = path_id(request)
+    return await read_answer(request, lambda s: queries.get_inbox(s, user, inbox_id))
+
+
+async def list_conversations(request: Request) -> Response:
+    user = await current_user(request)
+    inbox_id = path_id(request)
+    options = {"filter": query_text(request, "filter") or "all", **paging(request)}
+    return await read_answer(
+        request, lambda s: queries.list_conversations(s, user, inbox_id, **options)
+    )
+
+
+async def get_conversation(request: Request) -> Response:
+    user = await current_user(request)
+    conversation_id = path_id(request)
+    return await read_answer(request, lambda s: queries.get_conversation(s, user, conversation_id))
+
+
+async def list_messages(request: Request) -> Response:
+    user = await current_user(request)
+    conversation_id = path_id(request)
+    # `cursor` is accepted too, so a client can follow `next_cursor` the same way everywhere.
+    before = queries.parse_before(query_text(request, "before") or query_text(request, "cursor"))
+    limit = query_limit(request)
+    return await read_answer(
+        request,
+        lambda s: queries.list_messages(s, user, conversation_id, before=before, limit=limit),
+    )
+
+
+async def read_conversation(request: Request) -> Response:
+    """Move my read marker forward to `message_id` (default: the newest message)."""
+    user = await current_user(request)
+    conversation_id = path_id(request)
+    raw = await request.body()
+    body = await json_body(request) if raw.strip() else {}
+    message_id = Fields(body, ("message_id",)).object_id("message_id", required=False)
+    async with app_state(request).transaction() as session:
+        result = await mark_read(
+            session, user, conversation_id, None if message_id is MISSING else message_id
+        )
+    return answer(result.json())
+
+
+async def list_contacts(request: Request) -> Response:
+    user = await current_user(request)
+    q, page = query_text(request, "q"), paging(request)
+    return await read_answer(request, lambda s: queries.search_contacts(s, user, q, **page))
+
+
+def _contact_fields(value: Any) -> dict[str, Any]:
+    """Free contact fields: names usable as merge fields, scalar values."""
+    if value is MISSING or value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > MAX_CONTACT_FIELDS:
+        raise invalid(f"fields: an object of at most {MAX_CONTACT_FIELDS} keys", field="fields")
+    for key, item in value.items():
+        where = f"fields.{key}"
+        if not FIELD_NAME.fullmatch(key):
+            raise invalid("field names are 1 to 64 letters, digits or underscores", field=where)
+        if item is not None and not isinstance(item, str | int | float | bool):
+            raise invalid("field values are strings, numbers, booleans or null", field=where)
+        if isinstance(item, str) and len(item) > MAX_FIELD_VALUE:
+            raise invalid(f"field values are at most {MAX_FIELD_VALUE} characters", field=where)
+    return value
+
+
+def _optional_text(fields: Fields, name: str, max_length: int = 200) -> str:
+    value = fields.text(name, required=False, blank=True, nullable=True, max_length=max_length)
+    return "" if value is MISSING or value is None else value
+
+
+async def create_contact(request: Request) -> Response:
+    user = await current_user(request)
+    fields = Fields(
+        await json_body(request), ("phone", "first_name", "last_name", "email", "fields")
+    )
+    try:
+        phone = to_e164(fields.text("phone", max_length=40))
+    except InvalidPhone as exc:
+        raise invalid(str(exc), field="phone") from None
+    first_name = _optional_text(fields, "first_name")
+    last_name = _optional_text(fields, "last_name")
+    email = _optional_text(fields, "email", 320)
+    if email and not EMAIL.fullmatch(email):
+        raise invalid("email must be an email address", field="email")
+    extra = _contact_fields(fields.data.get("fields", MISSING))
+    state = app_state(request)
+    async with state.transaction() as session:
+        contact = await create_contact_row(
+            session,
+            user,
+            phone=phone,
+            first_name=first_name,
+            last_name=last_name,
+            email=email,
+            fields=extra,
+        )
+    return answer(contact_json(contact), 201)
+
+
+async def get_contact(request: Request) -> Response:
+    user = await current_user(request)
+    contact_id = path_id(request)
+    return await read_answer(request, lambda s: queries.get_contact(s, user, contact_id))
+
+
+routes: list[BaseRoute] = [
+    Route(f"{PREFIX}/inboxes", list_inboxes, methods=["GET"]),
+    Route(f"{PREFIX}/inboxes/{{id}}", get_inbox, methods=["GET"]),
+    Route(f"{PREFIX}/inboxes/{{id}}/conversations", list_conversations, methods=["GET"]),
+    Route(f"{PREFIX}/conversations/{{id}}", get_conversation, methods=["GET"]),
+    Route(f"{PREFIX}/conversations/{{id}}/messages", list_messages, methods=["GET"]),
+    Route(f"{PREFIX}/conversations/{{id}}/read", read_conversation, methods=["POST"]),
+    Route(f"{PREFIX}/contacts", list_contacts, methods=["GET"]),
+    Route(f"{PREFIX}/contacts", create_contact, methods=["POST"]),
+    Route(f"{PREFIX}/contacts/{{id}}", get_contact, methods=["GET"]),
+]

@@ -1,0 +1,101 @@
+"""Admin pages for campaigns: the list with progress bars, a new-campaign form, and one
+campaign's live progress (its `campaign:{id}` channel carries `campaign.progress`).
+
+They read through the campaign services the API uses and write through the campaigns API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from server import queries
+from server.page_shell import NotFoundPage, Viewer, channel_seqs, page, path_id, render
+from server.services import campaign_stats, campaigns
+from store.models import Campaign
+
+LIST_LIMIT = 50
+PREVIEW = 3
+
+# The bar's segments, in order, with the counts they draw (sent includes delivered).
+BAR = [
+    ("delivered", "Delivered"),
+    ("in_flight", "Sent, not yet delivered"),
+    ("failed", "Failed"),
+    ("unknown", "Unknown"),
+    ("skipped_opted_out", "Skipped: opted out"),
+    ("canceled", "Canceled"),
+    ("pending", "Waiting to send"),
+]
+
+
+def bar(counts: dict[str, int]) -> list[dict[str, Any]]:
+    """The stacked progress bar of a campaign: each segment's share of the recipients."""
+    total = counts.get("total", 0)
+    values = {
+        "delivered": counts.get("delivered", 0),
+        "in_flight": max(0, counts.get("sent", 0) - counts.get("delivered", 0)),
+        "failed": counts.get("failed", 0),
+        "unknown": counts.get("unknown", 0),
+        "skipped_opted_out": counts.get("skipped_opted_out", 0),
+        "canceled": counts.get("canceled", 0),
+        "pending": counts.get("queued", 0) + counts.get("sending", 0),
+    }
+    segments, start = [], 0.0
+    for key, label in BAR:
+        share = 100.0 * values[key] / total if total else 0.0
+        segments.append({"key": key, "label": label, "count": values[key], "x": start, "w": share})
+        start += share
+    return segments
+
+
+async def campaigns_page(request: Request, viewer: Viewer, session: AsyncSession) -> Response:
+    found = (
+        await session.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(LIST_LIMIT))
+    ).all()
+    items = [await campaign_stats.view(session, campaign) for campaign in found]
+    services = (await queries.list_messaging_services(session, viewer.user, limit=200)).items
+    inboxes = await queries.visible_inboxes(session, viewer.user)
+    context = {
+        "page": "admin-campaigns",
+        "admin_section": "campaigns",
+        "campaigns": [{**item, "bar": bar(item["counts"])} for item in items],
+        "blast_services": [s for s in services if s["purpose"] == "blast"],
+        "inboxes": [i for i in inboxes if not i["is_unrouted"]],
+    }
+    return await render(request, viewer, session, "admin/campaigns.html", context)
+
+
+async def campaign_page(request: Request, viewer: Viewer, session: AsyncSession) -> Response:
+    campaign_id = path_id(request)
+    channel = campaign_stats.channel(campaign_id)
+    seqs = await channel_seqs(session, [channel])
+    campaign = await session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFoundPage
+    view = await campaign_stats.view(session, campaign)
+    services = (await queries.list_messaging_services(session, viewer.user, limit=200)).items
+    context = {
+        "page": "admin-campaign",
+        "admin_section": "campaigns",
+        "campaign": view,
+        "bar": bar(view["counts"]),
+        "warnings": await campaigns.routing_warnings(session, campaign.messaging_service_id),
+        "preview": await campaigns.preview(session, campaign, limit=PREVIEW),
+        "service": next((s for s in services if s["id"] == campaign.messaging_service_id), None),
+    }
+    boot = {"seqs": seqs, "campaign": {"id": campaign_id, "channel": channel}}
+    return await render(
+        request, viewer, session, "admin/campaign.html", context, channels=[channel], boot=boot
+    )
+
+
+routes: list[BaseRoute] = [
+    Route("/admin/campaigns", page(campaigns_page, admin=True), methods=["GET"]),
+    Route("/admin/campaigns/{id}", page(campaign_page, admin=True), methods=["GET"]),
+]

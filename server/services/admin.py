@@ -1,0 +1,265 @@
+"""What admins change: messaging services, phone numbers and their routing, inboxes, members, users.
+
+Callers validate the shape of the input; these functions check it against the database (an
+unknown id is a 422 naming the field, a taken sid/number/email a 409) and keep live access in
+step: whoever loses access is announced to the realtime node once the change has committed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.auth import revoke_user_sessions
+from server.errors import ApiError, invalid, not_found
+from server.passwords import hash_password
+from server.queries import routing_warnings
+from server.services import sql
+from server.services.users import create_user as _create_user
+from server.state import AppState, after_commit
+from store.models import Inbox, InboxMember, MessagingService, PhoneNumber, User, utcnow
+
+PURPOSES = ("one_to_one", "blast")
+ROLES = ("admin", "staff")
+MIN_PASSWORD = 8
+
+
+def conflict(detail: str, field: str) -> ApiError:
+    return ApiError(409, "conflict", detail, field=field)
+
+
+async def _flush_unique(session: AsyncSession, detail: str, field: str) -> None:
+    """Flush; a unique constraint hit by a concurrent writer is a 409 like the checked one."""
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise conflict(detail, field) from None
+
+
+def _announce_access_change(state: AppState, session: AsyncSession, user_id: int) -> None:
+    async def announce() -> None:
+        await state.access_changed(user_id)
+
+    after_commit(session, announce)
+
+
+# --- messaging services and numbers ------------------------------------------------------------
+
+
+async def create_messaging_service(
+    session: AsyncSession, *, name: str, sid: str, purpose: str
+) -> MessagingService:
+    if await session.scalar(select(MessagingService.id).where(MessagingService.sid == sid)):
+        raise conflict(f"messaging service {sid} exists already", "sid")
+    service = MessagingService(name=name, sid=sid, purpose=purpose)
+    session.add(service)
+    await _flush_unique(session, f"messaging service {sid} exists already", "sid")
+    return service
+
+
+async def _routable_inbox(session: AsyncSession, inbox_id: int | None) -> int | None:
+    if inbox_id is None:
+        return None
+    inbox = await session.get(Inbox, inbox_id)
+    if inbox is None:
+        raise invalid("inbox_id is not an inbox", field="inbox_id")
+    if inbox.is_unrouted:
+        raise invalid(
+            "the Unrouted inbox collects numbers routed nowhere; set inbox_id to null",
+            field="inbox_id",
+        )
+    return inbox.id
+
+
+async def _warnings_for(session: AsyncSession, inbox_id: int | None) -> list[dict[str, Any]]:
+    if inbox_id is None:
+        return []
+    return (await routing_warnings(session, [inbox_id]))[inbox_id]
+
+
+async def create_phone_number(
+    session: AsyncSession,
+    *,
+    number: str,
+    sid: str,
+    messaging_service_id: int,
+    inbox_id: int | None,
+) -> tuple[PhoneNumber, list[dict[str, Any]]]:
+    """A number of a messaging service, routed to an inbox (or nowhere); with routing warnings."""
+    if await session.get(MessagingService, messaging_service_id) is None:
+        raise invalid("no such messaging service", field="messaging_service_id")
+    inbox_id = await _routable_inbox(session, inbox_id)
+    if await session.scalar(select(PhoneNumber.id).where(PhoneNumber.sid == sid)):
+        raise conflict(f"phone number {sid} exists already", "sid")
+    if await session.scalar(select(PhoneNumber.id).where(PhoneNumber.number == number)):
+        raise conflict(f"phone number {number} exists already", "number")
+    row = PhoneNumber(
+        number=number, sid=sid, messaging_service_id=messaging_service_id, inbox_id=inbox_id
+    )
+    session.add(row)
+    await _flush_unique(session, "this phone number exists already", "number")
+    return row, await _warnings_for(session, inbox_id)
+
+
+async def route_phone_number(
+    session: AsyncSession, number_id: int, inbox_id: int | None
+) -> tuple[PhoneNumber, list[dict[str, Any]]]:
+    """Route a number to an inbox (None: nowhere, its messages land in Unrouted)."""
+    row = await session.get(PhoneNumber, number_id)
+    if row is None:
+        raise not_found("phone number")
+    row.inbox_id = await _routable_inbox(session, inbox_id)
+    await session.flush()
+    return row, await _warnings_for(session, row.inbox_id)
+
+
+# --- inboxes and members -----------------------------------------------------------------------
+
+
+async def _check_inbox_name(session: AsyncSession, name: str, except_id: int | None = None) -> None:
+    stmt = select(Inbox.id).where(func.lower(Inbox.name) == name.lower())
+    if except_id is not None:
+        stmt = stmt.where(Inbox.id != except_id)
+    if await session.scalar(stmt):
+        raise conflict(f"an inbox named {name!r} exists already", "name")
+
+
+async def create_inbox(session: AsyncSession, *, name: str) -> Inbox:
+    await _check_inbox_name(session, name)
+    inbox = Inbox(name=name)
+    session.add(inbox)
+    await session.flush()
+    return inbox
+
+
+async def update_inbox(
+    session: AsyncSession,
+    inbox_id: int,
+    *,
+    name: str | None = None,
+    notifications: dict[str, Any] | None = None,
+) -> Inbox:
+    """Rename an inbox and/or change its email notifications (keys given are changed)."""
+    inbox = await session.get(Inbox, inbox_id)
+    if inbox is None:
+        raise not_found("inbox")
+    if name is not None:
+        await _check_inbox_name(session, name, except_id=inbox.id)
+        inbox.name = name
+    if notifications:
+        if "enabled" in notifications:
+            inbox.notify_enabled = notifications["enabled"]
+        if "delay_seconds" in notifications:
+            inbox.notify_delay_seconds = notifications["delay_seconds"]
+        if "to" in notifications:
+            inbox.notify_to = notifications["to"]
+    await session.flush()
+    return inbox
+
+
+async def _inbox_and_user(session: AsyncSession, inbox_id: int, user_id: int) -> Inbox:
+    inbox = await session.get(Inbox, inbox_id)
+    if inbox is None:
+        raise not_found("inbox")
+    if await session.get(User, user_id) is None:
+        raise not_found("user")
+    return inbox
+
+
+async def add_member(session: AsyncSession, inbox_id: int, user_id: int) -> bool:
+    """Make a user a member of an inbox; True if they were not one already."""
+    inbox = await _inbox_and_user(session, inbox_id, user_id)
+    if inbox.is_unrouted:
+        raise invalid("the Unrouted inbox has no members: only admins see it", field="inbox_id")
+    stmt = (
+        sql.insert(session, InboxMember)
+        .values(inbox_id=inbox_id, user_id=user_id, created_at=utcnow())
+        .on_conflict_do_nothing()
+        .returning(InboxMember.user_id)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def remove_member(
+    state: AppState, session: AsyncSession, inbox_id: int, user_id: int
+) -> None:
+    """End a membership; the user's live subscriptions to the inbox are cut after commit."""
+    await _inbox_and_user(session, inbox_id, user_id)
+    member = await session.get(InboxMember, (inbox_id, user_id))
+    if member is not None:
+        await session.delete(member)
+        await session.flush()
+    _announce_access_change(state, session, user_id)
+
+
+# --- users -------------------------------------------------------------------------------------
+
+
+async def create_user(
+    session: AsyncSession, *, email: str, password: str, name: str, role: str
+) -> User:
+    email = email.lower()
+    if await session.scalar(select(User.id).where(func.lower(User.email) == email)):
+        raise conflict(f"a user with email {email} exists already", "email")
+    try:
+        user = await _create_user(session, email=email, password=password, name=name, role=role)
+    except IntegrityError:
+        raise conflict(f"a user with email {email} exists already", "email") from None
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
+    return user
+
+
+async def _active_admins(session: AsyncSession) -> int:
+    stmt = select(func.count(User.id)).where(User.role == "admin", User.active.is_(True))
+    return int(await session.scalar(stmt) or 0)
+
+
+async def update_user(
+    state: AppState,
+    session: AsyncSession,
+    user_id: int,
+    *,
+    name: str | None = None,
+    role: str | None = None,
+    active: bool | None = None,
+    password: str | None = None,
+) -> User:
+    """Change a user. Deactivating or setting a new password revokes every session; losing
+    access (that, or admin → staff) is announced after commit. The last active admin cannot be
+    demoted or deactivated."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise not_found("user")
+    loses_admin = user.is_admin and user.active and (role == "staff" or active is False)
+    if loses_admin and await _active_admins(session) <= 1:
+        raise ApiError(409, "last_admin", "the last active admin must stay an active admin")
+    loses_access = (
+        (active is False and user.active)
+        or (role == "staff" and user.is_admin)
+        or password is not None
+    )
+    if name is not None:
+        user.name = name
+    if role is not None:
+        user.role = role
+    if password is not None:
+        user.password_hash = hash_password(password)
+    if active is not None:
+        user.active = active
+    if active is False or password is not None:
+        await revoke_user_sessions(session, user.id)
+    await session.flush()
+    if loses_access:
+        _announce_access_change(state, session, user.id)
+    return user
+
+
+async def get_user(session: AsyncSession, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise not_found("user")
+    return user

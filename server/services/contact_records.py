@@ -1,0 +1,58 @@
+"""Contacts added by hand (API or pages): one per E.164 phone, with name, email and free fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.access import visible_inbox_ids
+from server.errors import ApiError
+from store.models import Contact, Conversation, User
+
+
+async def create_contact(
+    session: AsyncSession,
+    user: User,
+    *,
+    phone: str,
+    first_name: str = "",
+    last_name: str = "",
+    email: str = "",
+    fields: dict[str, Any] | None = None,
+) -> Contact:
+    """A new contact; a taken phone is a 409, naming the existing contact's id only when `user`
+    may know it (see `_may_know`)."""
+    existing = await session.scalar(select(Contact.id).where(Contact.phone == phone))
+    if existing is not None:
+        known = await _may_know(session, user, existing)
+        raise _taken(phone, existing if known else None)
+    contact = Contact(
+        phone=phone, first_name=first_name, last_name=last_name, email=email, fields=fields or {}
+    )
+    session.add(contact)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise _taken(phone, None) from None
+    return contact
+
+
+async def _may_know(session: AsyncSession, user: User, contact_id: int) -> bool:
+    """Admins know every contact; staff one with a conversation in their inboxes, or one that
+    nobody has a conversation with yet (so that they can text a contact someone just added)."""
+    visible = await visible_inbox_ids(session, user)
+    if visible is None:
+        return True
+    stmt = select(Conversation.inbox_id).where(Conversation.contact_id == contact_id)
+    inboxes = set((await session.scalars(stmt)).all())
+    return not inboxes or bool(inboxes & visible)
+
+
+def _taken(phone: str, contact_id: int | None) -> ApiError:
+    extra: dict[str, Any] = {"field": "phone"}
+    if contact_id is not None:
+        extra["id"] = contact_id
+    return ApiError(409, "conflict", f"a contact with phone {phone} exists already", **extra)

@@ -1,0 +1,118 @@
+"""Contacts over HTTP: adding, who sees which contact, search, and hostile text kept as data."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.api.conftest import World
+
+HOSTILE = [
+    "Robert'); DROP TABLE contacts;--",
+    "<script>alert(1)</script>",
+    "' OR 1=1 --",
+    '"><img src=x onerror=alert(1)>',
+    "%_\\",
+    "名前 😀",
+]
+
+
+async def test_create_contact_and_conflicts(http: httpx.AsyncClient, world: World) -> None:
+    body = {
+        "phone": "617-555-0142",
+        "first_name": " Maya ",
+        "last_name": "Lopez",
+        "email": "maya@example.test",
+        "fields": {"program": "MBA", "year": 2027, "vip": True, "note": None},
+    }
+    created = await http.post("/api/v1/contacts", json=body, headers=world.auth("alice"))
+    assert created.status_code == 201, created.text
+    contact = created.json()
+    assert contact["id"] and contact["phone"] == "+16175550142"
+    assert contact["first_name"] == "Maya" and contact["name"] == "Maya Lopez"
+    assert contact["fields"] == body["fields"]
+    # Nobody has a conversation with it yet: anyone may learn its id (to text it).
+    staff_dup = await http.post("/api/v1/contacts", json=body, headers=world.auth("bob"))
+    assert staff_dup.status_code == 409 and staff_dup.json()["id"] == contact["id"]
+    # A contact of another inbox: staff learn that the phone is taken, not which contact it is.
+    bea = await http.get(f"/api/v1/contacts/{world.ids['contact_b']}", headers=world.auth("admin"))
+    hidden = await http.post(
+        "/api/v1/contacts", json={"phone": bea.json()["phone"]}, headers=world.auth("alice")
+    )
+    assert hidden.status_code == 409 and "id" not in hidden.json()
+    assert "Bea" not in hidden.text
+    admin_dup = await http.post(
+        "/api/v1/contacts", json={"phone": "+16175550142"}, headers=world.auth("admin")
+    )
+    assert admin_dup.status_code == 409 and admin_dup.json()["id"] == contact["id"]
+    # No conversation with it in her inboxes yet: staff do not see it, admins do.
+    url = f"/api/v1/contacts/{contact['id']}"
+    assert (await http.get(url, headers=world.auth("alice"))).status_code == 404
+    record = await http.get(url, headers=world.auth("admin"))
+    assert record.status_code == 200 and record.json()["conversations"] == []
+    for bad, field in (
+        ({"phone": "hello"}, "phone"),
+        ({}, "phone"),
+        ({"phone": "+16175550143", "email": "nope"}, "email"),
+        ({"phone": "+16175550143", "fields": {"bad key": 1}}, "fields.bad key"),
+        ({"phone": "+16175550143", "fields": {"k": [1]}}, "fields.k"),
+        ({"phone": "+16175550143", "fields": "x"}, "fields"),
+        ({"phone": "+16175550143", "first_name": "x" * 201}, "first_name"),
+        ({"phone": "+16175550143", "nickname": "x"}, "nickname"),
+    ):
+        response = await http.post("/api/v1/contacts", json=bad, headers=world.auth("alice"))
+        assert response.status_code == 422, bad
+        assert response.json()["field"] == field
+
+
+async def test_contacts_visible_through_conversations(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    alice, bob, admin = world.auth("alice"), world.auth("bob"), world.auth("admin")
+    listed = (await http.get("/api/v1/contacts", headers=alice)).json()
+    assert [c["id"] for c in listed["items"]] == [world.ids["contact_a"]]
+    bobs = (await http.get("/api/v1/contacts", headers=bob)).json()
+    assert {c["id"] for c in bobs["items"]} == {world.ids["contact_b"], world.ids["contact_shared"]}
+    everyone = (await http.get("/api/v1/contacts", headers=admin)).json()
+    assert len(everyone["items"]) == 4
+
+    record = (await http.get(f"/api/v1/contacts/{world.ids['contact_a']}", headers=alice)).json()
+    assert [c["id"] for c in record["conversations"]] == [world.ids["conv_a"]]
+    assert record["conversations"][0]["unread_count"] == 1
+    for contact in ("contact_b", "contact_u", "contact_shared"):
+        hidden = await http.get(f"/api/v1/contacts/{world.ids[contact]}", headers=alice)
+        assert hidden.status_code == 404 and hidden.json()["error"] == "not_found"
+    only_unrouted = await http.get(f"/api/v1/contacts/{world.ids['contact_u']}", headers=admin)
+    assert [c["inbox_id"] for c in only_unrouted.json()["conversations"]] == [world.ids["unrouted"]]
+
+    found = (await http.get("/api/v1/contacts", params={"q": "bea"}, headers=bob)).json()
+    assert [c["first_name"] for c in found["items"]] == ["Bea"]
+    nothing = (await http.get("/api/v1/contacts", params={"q": "bea"}, headers=alice)).json()
+    assert nothing["items"] == []
+
+
+async def test_hostile_text_is_stored_and_returned_as_plain_data(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    admin = world.auth("admin")
+    for n, text in enumerate(HOSTILE):
+        body = {"phone": f"+1617555{n + 300:04d}", "first_name": text, "fields": {"note": text}}
+        created = await http.post("/api/v1/contacts", json=body, headers=admin)
+        assert created.status_code == 201, (text, created.text)
+        assert created.headers["content-type"].startswith("application/json")
+        back = (await http.get(f"/api/v1/contacts/{created.json()['id']}", headers=admin)).json()
+        assert back["first_name"] == text.strip() and back["fields"]["note"] == text
+        found = (await http.get("/api/v1/contacts", params={"q": text}, headers=admin)).json()
+        assert [c["id"] for c in found["items"]] == [created.json()["id"]], text
+        inbox = await http.post("/api/v1/inboxes", json={"name": f"{text} {n}"}, headers=admin)
+        assert inbox.status_code == 201 and inbox.json()["name"] == f"{text} {n}".strip()
+    # Wildcards in a search are literal, and the table is still there.
+    assert len((await http.get("/api/v1/contacts?q=%25", headers=admin)).json()["items"]) == 1
+    everything = (await http.get("/api/v1/contacts?limit=200", headers=admin)).json()
+    assert len(everything["items"]) == 4 + len(HOSTILE)
+    for param in ("q", "cursor", "filter"):
+        response = await http.get(
+            f"/api/v1/inboxes/{world.ids['inbox_a']}/conversations",
+            params={param: HOSTILE[0]},
+            headers=admin,
+        )
+        assert response.status_code in (200, 422), (param, response.text)

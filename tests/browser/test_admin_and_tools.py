@@ -1,0 +1,284 @@
+"""Admin pages, the contact record and the simulator's phone, driven like a person would."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from server.settings import Settings
+from tests.browser.support import (
+    LIVE,
+    Contexts,
+    ErrorWatch,
+    Team,
+    assert_not_reloaded,
+    build_team,
+    live_ready,
+    mark_no_reload,
+    sign_in,
+    text_in,
+)
+from tests.support.live_server import LiveServer, start_live_server
+
+pytestmark = pytest.mark.browser
+
+
+def card(page: Page, title: str):  # noqa: ANN201 - a Playwright locator
+    return page.locator("section.card", has=page.get_by_role("heading", name=title))
+
+
+async def test_admin_sets_up_an_inbox_numbers_and_people(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    dana = await sign_in(await contexts.new(), live_server, team.emails["dana"])
+    ben = await sign_in(await contexts.new(), live_server, team.emails["ben"])
+    await live_ready(ben)
+    await mark_no_reload(ben)
+
+    # A new inbox, renamed, with a member and email alerts.
+    await (
+        dana.get_by_role("navigation", name="Main").get_by_role("link", name="Inboxes").last.click()
+    )
+    await dana.get_by_label("Name").fill("Transfers")
+    async with dana.expect_navigation():
+        await dana.get_by_label("Name").press("Enter")
+    await dana.wait_for_url("**/admin/inboxes/*")
+    await expect(dana.locator("h1")).to_have_text("Transfers")
+    await dana.get_by_label("Inbox name").fill("Transfer Students")
+    async with dana.expect_navigation():
+        await dana.get_by_role("button", name="Rename").click()
+    await expect(dana.locator("h1")).to_have_text("Transfer Students")
+    await dana.get_by_label("Add a member").select_option(label="Ann Lee (ann@example.edu)")
+    async with dana.expect_navigation():
+        await dana.get_by_role("button", name="Add", exact=True).click()
+    await expect(card(dana, "Members").locator("[data-member]")).to_have_count(1)
+    await expect(card(dana, "Members")).to_contain_text("Ann Lee")
+    alerts = card(dana, "Email alerts")
+    await alerts.get_by_label("Send email alerts for unread texts").check()
+    await alerts.get_by_label("After this many minutes unread").fill("30")
+    await alerts.get_by_label("These addresses").check()
+    await alerts.locator("textarea").fill("desk@example.edu, dean@example.edu")
+    async with dana.expect_navigation():
+        await alerts.get_by_role("button", name="Save alerts").click()
+    await expect(dana.get_by_label("After this many minutes unread")).to_have_value("30")
+    await expect(dana.get_by_label("Send email alerts for unread texts")).to_be_checked()
+    await expect(dana.locator("textarea")).to_have_value("desk@example.edu, dean@example.edu")
+
+    # A blast messaging service, and a number of it routed into the new inbox.
+    await dana.goto(live_server.base_url + "/admin/services")
+    await dana.get_by_label("Name").fill("Spring blasts")
+    await dana.get_by_label("Service SID").fill("MG" + "b" * 32)
+    await dana.get_by_label("Purpose").select_option(label="Blast (campaigns)")
+    async with dana.expect_navigation():
+        await dana.get_by_role("button", name="Add service").click()
+    await expect(dana.get_by_role("row", name="Spring blasts")).to_contain_text("Blast (campaigns)")
+
+    await dana.goto(live_server.base_url + "/admin/numbers")
+    await dana.get_by_label("Number", exact=True).fill("(415) 555-0123")
+    await dana.get_by_label("Number SID").fill("PN" + "c" * 32)
+    await dana.get_by_label("Messaging service").select_option(label="Spring blasts (blast)")
+    await dana.get_by_label("Route to").select_option(label="Transfer Students")
+    async with dana.expect_navigation():
+        await dana.get_by_role("button", name="Add number").click()
+    await expect(dana.get_by_role("row", name="(415) 555-0123")).to_contain_text(
+        "Inbox mixes blast numbers"
+    )
+    # Route the 1:1 number there as well: the routing select saves at once and warns.
+    await dana.get_by_label("Inbox for (415) 555-0100").select_option(label="Transfer Students")
+    await expect(dana.get_by_role("row", name="(415) 555-0100")).to_contain_text(
+        "Saved — inbox mixes blast numbers", timeout=LIVE
+    )
+    await dana.goto(live_server.base_url + "/admin/inboxes")
+    warning = dana.locator("[data-routing-warning]", has_text="Transfer Students")
+    await expect(warning).to_contain_text("Transfer Students gets texts from blast numbers")
+    await expect(warning).to_contain_text("Spring blasts")
+
+    # People: a new user, a role change, and a deactivation that signs Ben out live.
+    await dana.goto(live_server.base_url + "/admin/users")
+    await dana.get_by_label("Name").fill("Eve Park")
+    await dana.get_by_label("Email").fill("eve@example.edu")
+    await dana.get_by_label("Password").fill("a long enough password")
+    async with dana.expect_navigation():
+        await dana.get_by_role("button", name="Add user").click()
+    await expect(dana.get_by_role("row", name="Eve Park")).to_contain_text("eve@example.edu")
+    await dana.get_by_label("Role of Cy Young").select_option(label="Admin")
+    await expect(dana.get_by_role("row", name="Cy Young")).to_contain_text("Saved", timeout=LIVE)
+    async with dana.expect_navigation():
+        await (
+            dana.get_by_role("row", name="Ben Ortiz")
+            .get_by_role("button", name="Deactivate")
+            .click()
+        )
+    await expect(dana.get_by_role("row", name="Ben Ortiz")).to_contain_text("Deactivated")
+    await expect(ben.get_by_role("heading", name="Sign in")).to_be_visible(timeout=LIVE)
+
+
+async def test_admin_mistakes_get_a_clear_answer(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    dana = await sign_in(await contexts.new(), live_server, team.emails["dana"])
+    await dana.goto(live_server.base_url + "/admin/numbers")
+    await dana.get_by_label("Number", exact=True).fill("not a number")
+    await dana.get_by_label("Number SID").fill("PN" + "d" * 32)
+    await dana.get_by_role("button", name="Add number").click()
+    await expect(card(dana, "Add a phone number").get_by_role("alert")).to_contain_text("number")
+    await expect(dana.get_by_label("Number", exact=True)).to_have_value("not a number")
+
+
+async def test_contact_record_shows_details_and_sends_from_a_chosen_inbox(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    await text_in(live_server, "+16175550123", team.number, "Hello there")
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
+    await ann.get_by_role("link", name="Admissions").first.click()
+    await ann.get_by_text("Hello there").click()
+    await ann.get_by_role("link", name="Contact record").click()
+    await ann.wait_for_selector('body[data-page="contact"]')
+    await expect(ann.locator("h1")).to_have_text("(617) 555-0123")
+    permission = card(ann, "Texting permission")
+    await expect(permission).to_contain_text("Admissions 1:1")
+    await expect(permission).to_contain_text("Can be texted")
+    await expect(card(ann, "Conversations")).to_contain_text("Admissions")
+    await expect(card(ann, "Conversations")).to_contain_text("Hello there")
+
+    send = card(ann, "Send a text")
+    await expect(send.get_by_label("From inbox")).to_have_value(str(team.inbox))
+    await send.get_by_label("Message").fill("Following up on your question")
+    await expect(send.locator("[data-counter]")).to_have_text("29 / 160 · 1 segment · GSM-7")
+    await send.get_by_role("button", name="Send").click()
+    await ann.wait_for_selector('body[data-page="thread"]')
+    await expect(ann.locator(".msg--out .msg__bubble")).to_have_text(
+        "Following up on your question"
+    )
+
+    # After a STOP the record says so, and the send box refuses.
+    await text_in(live_server, "+16175550123", team.number, "stop")
+    await ann.get_by_role("link", name="Contact record").click()
+    await expect(ann.locator(".contact-head")).to_contain_text("Opted out")
+    await expect(card(ann, "Texting permission")).to_contain_text("Opted out")
+    await expect(ann.locator("[data-send-blocked]")).to_contain_text(
+        "Opted out of texts from Admissions 1:1"
+    )
+    await expect(ann.get_by_role("button", name="Send")).to_be_disabled()
+
+
+async def test_simulator_phone_texts_in_and_gets_the_reply(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    dana = await sign_in(await contexts.new(), live_server, team.emails["dana"])
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
+    await ann.get_by_role("link", name="Admissions").first.click()
+    await live_ready(ann)
+
+    await dana.get_by_role("link", name="Text in as a phone").click()
+    await dana.wait_for_selector('body[data-page="simulator"]')
+    await dana.get_by_label("This phone's number (From)").fill("+16175550199")
+    await dana.get_by_label("This phone's number (From)").press("Tab")
+    await dana.get_by_label("Texting our number (To)").fill(team.number)
+    await dana.get_by_label("Texting our number (To)").press("Tab")
+    await expect(dana.locator("[data-phone-sub]")).to_have_text("Admissions")
+    await dana.get_by_label("Text message").fill("Is the campus tour still on?")
+    await dana.get_by_label("Text message").press("Enter")
+    phone = dana.locator("[data-phone-messages]")
+    await expect(phone.locator(".msg--phone-out .msg__bubble")).to_have_text(
+        ["Is the campus tour still on?"], timeout=LIVE
+    )
+
+    await ann.locator(".conv", has_text="Is the campus tour still on?").click(timeout=LIVE)
+    await ann.wait_for_selector('body[data-page="thread"]')
+    await ann.get_by_label("Message to (617) 555-0199").fill("Yes! 10am at the library.")
+    await ann.get_by_label("Message to (617) 555-0199").press("Enter")
+    await expect(phone.locator(".msg--phone-in .msg__bubble")).to_have_text(
+        "Yes! 10am at the library.", timeout=LIVE
+    )
+
+
+async def test_staff_get_no_admin_or_simulator_pages(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
+    nav = ann.get_by_role("navigation", name="Main")
+    await expect(nav.get_by_role("heading", name="Admin")).to_have_count(0)
+    await expect(nav.get_by_role("link", name="Text in as a phone")).to_have_count(0)
+    for path in ("/admin/users", "/admin/inboxes", "/simulator"):
+        response = await ann.goto(live_server.base_url + path)
+        assert response is not None and response.status == 403
+        await expect(ann.locator("h1")).to_have_text("Admins only")
+    # Signing out ends the session: the next page asks to sign in again.
+    await ann.get_by_role("button", name="Sign out").click()
+    await expect(ann.get_by_role("heading", name="Sign in")).to_be_visible()
+    await ann.goto(live_server.base_url + f"/inboxes/{team.inbox}")
+    await expect(ann.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert "/?next=" in ann.url
+
+
+async def test_campaign_from_draft_to_done_with_live_progress(
+    browser: Browser, watch: ErrorWatch, settings: Settings
+) -> None:
+    server = await start_live_server(replace(settings, run_worker_in_process=True))
+    opened = Contexts(browser, watch)
+    try:
+        team = await build_team(server)
+        async with httpx.AsyncClient(base_url=server.base_url, headers=team.auth()) as http:
+            service = await http.post(
+                "/api/v1/messaging-services",
+                json={"name": "Spring blasts", "sid": "MG" + "e" * 32, "purpose": "blast"},
+            )
+            blast_number = "+14155550190"
+            routed = await http.post(
+                "/api/v1/phone-numbers",
+                json={
+                    "number": blast_number,
+                    "sid": "PN" + "e" * 32,
+                    "messaging_service_id": service.json()["id"],
+                    "inbox_id": team.inbox,
+                },
+            )
+            assert routed.status_code == 201, routed.text
+        await text_in(server, "+16175550101", team.number, "Question one")
+        await text_in(server, "+16175550102", team.number, "Question two")
+        await text_in(server, "+16175550103", blast_number, "STOP")  # opted out of blasts
+
+        dana = await sign_in(await opened.new(), server, team.emails["dana"])
+        await dana.get_by_role("link", name="Campaigns").click()
+        form = card(dana, "New campaign")
+        await form.get_by_label("Name").fill("Spring open day")
+        await form.get_by_label("Send from").select_option(label="Spring blasts")
+        await form.get_by_label("Message").fill("Hi {first_name}! Open day is Saturday.")
+        await form.get_by_label("Admissions").check()
+        await form.get_by_role("button", name="Create draft").click()
+        # Contacts without a first name: the API names them and nothing is created.
+        await expect(form.get_by_role("alert")).to_contain_text("first_name")
+        await form.get_by_label("Message").fill("Open day is Saturday at 10am. Reply to book!")
+        async with dana.expect_navigation():
+            await form.get_by_role("button", name="Create draft").click()
+        await dana.wait_for_url("**/admin/campaigns/*")
+        await expect(dana.locator("[data-campaign-status]")).to_have_text("Draft")
+        await expect(dana.locator('[data-count="total"]')).to_have_text("3")
+        await expect(card(dana, "Message")).to_contain_text("Open day is Saturday at 10am.")
+
+        async with dana.expect_navigation():
+            await dana.get_by_role("button", name="Send now").click()
+        await live_ready(dana)
+        await mark_no_reload(dana)
+        await expect(dana.locator("[data-campaign-status]")).to_have_text("Done", timeout=LIVE)
+        await expect(dana.locator('[data-count="skipped_opted_out"]')).to_have_text("1")
+        await expect(dana.locator('[data-count="delivered"]')).to_have_text("2", timeout=LIVE)
+        await expect(dana.locator('[data-figure="delivery_rate"]')).to_have_text("100%")
+        await expect(dana.get_by_role("button", name="Send now")).to_be_hidden()
+        await assert_not_reloaded(dana)
+
+        # The texts are in the contacts' threads, tagged Campaign.
+        await dana.goto(server.base_url + f"/inboxes/{team.inbox}")
+        await dana.locator(".conv", has_text="(617) 555-0101").click()
+        campaign_message = dana.locator(".msg--campaign")
+        await expect(campaign_message.locator("[data-slot=tag]")).to_have_text("Campaign")
+        await expect(campaign_message.locator(".msg__bubble")).to_have_text(
+            "Open day is Saturday at 10am. Reply to book!"
+        )
+    finally:
+        await opened.close()
+        await server.stop()

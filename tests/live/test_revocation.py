@@ -1,0 +1,59 @@
+"""Losing access ends everything of the channel at once: subscription, viewing, typing."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+
+from store.models import InboxMember
+from tests.live.helpers import LiveClient, Team, emit
+from tests.support.live_server import LiveServer
+
+
+async def test_a_removed_member_stops_viewing_and_typing(server: LiveServer, team: Team) -> None:
+    state = server.state
+    inbox, conversation = f"inbox:{team.inbox_a}", f"conversation:{team.conversation_a}"
+    ann = await LiveClient.connect(server.ws_url, team.ann.token)
+    bob = await LiveClient.connect(server.ws_url, team.bob.token)
+    await bob.subscribe(conversation)
+    await bob.expect(type="presence")
+    for channel in (inbox, conversation):
+        await ann.subscribe(channel)
+    await ann.expect(type="presence")
+    await ann.send({"op": "viewing", "conversation": team.conversation_a})
+    await ann.send({"op": "typing", "conversation": team.conversation_a})
+    await bob.until(type="typing")
+    await ann.until(
+        type="presence",
+        data={
+            "conversation_id": team.conversation_a,
+            "viewers": [{"user_id": team.ann.user.id, "name": "Ann"}],
+        },
+    )
+
+    async with state.transaction() as session:
+        await session.execute(
+            delete(InboxMember).where(
+                InboxMember.inbox_id == team.inbox_a, InboxMember.user_id == team.ann.user.id
+            )
+        )
+    await state.access_changed(team.ann.user.id)
+
+    revoked = [await ann.expect(op="event", type="access.revoked") for _ in range(2)]
+    assert {frame["channel"] for frame in revoked} == {inbox, conversation}
+    assert {frame["data"]["reason"] for frame in revoked} == {"access_removed"}
+    # Bob sees her stop typing and leave, at once rather than when her socket goes.
+    seen = [await bob.recv() for _ in range(2)]
+    assert {frame["type"] for frame in seen} == {"typing", "presence"}
+    for frame in seen:
+        if frame["type"] == "typing":
+            assert frame["data"]["typing"] is False
+        else:
+            assert frame["data"]["viewers"] == []
+    await emit(state, inbox)
+    await emit(state, conversation)
+    await bob.expect(op="event", channel=conversation, seq=1)
+    await ann.send({"op": "typing", "conversation": team.conversation_a})
+    await ann.expect(op="error", code="forbidden", channel=conversation)
+    assert await ann.quiet(0.5) == []
+    await ann.close()
+    await bob.close()

@@ -1,0 +1,133 @@
+// Admin pages: every form, button and select writes through the JSON API and then shows the
+// page again as the server sees it. Forms say what to call in data attributes:
+//   <form data-api="POST /api/v1/inboxes" data-then="/admin/inboxes/{id}">  (else: reload)
+//   <button data-api-click="PATCH /api/v1/users/3" data-body='{"active":false}' data-confirm="…">
+//   <select data-api-change="PATCH /api/v1/phone-numbers/4" data-field="inbox_id">
+
+import { $$, api, formError } from "./dom.js";
+import { campaignBody } from "./campaign.js";
+
+function splitCall(spec) {
+  const [method, ...rest] = spec.trim().split(/\s+/);
+  return [method, rest.join(" ")];
+}
+
+/** A field's value as the API wants it (data-type: int, int-or-null; checkboxes are booleans). */
+function valueOf(field) {
+  if (field.type === "checkbox") return field.checked;
+  const type = field.dataset.type;
+  if (type === "int") return Number(field.value);
+  if (type === "int-or-null") return field.value === "" ? null : Number(field.value);
+  return field.value;
+}
+
+function collect(form) {
+  const body = {};
+  for (const field of form.elements) {
+    if (!field.name || field.disabled || field.type === "submit") continue;
+    if (field.type === "radio" && !field.checked) continue;
+    body[field.name] = valueOf(field);
+  }
+  return body;
+}
+
+/** The email-alerts form speaks in minutes and a members/list choice. */
+function notificationsBody(form) {
+  const fields = collect(form);
+  const addresses = String(fields.addresses || "")
+    .split(/[\s,;]+/)
+    .map((a) => a.trim())
+    .filter(Boolean);
+  return {
+    notifications: {
+      enabled: Boolean(fields.enabled),
+      delay_seconds: Math.max(1, Math.round(Number(fields.delay_minutes) || 1)) * 60,
+      to: fields.to_kind === "members" ? "members" : addresses,
+    },
+  };
+}
+
+function warningsText(answer) {
+  const warnings = (answer && answer.warnings) || [];
+  return warnings.map((w) => w.detail).join(" ");
+}
+
+async function submitForm(form) {
+  let [method, path] = splitCall(form.dataset.api);
+  let body = collect(form);
+  if ("notifications" in form.dataset) body = notificationsBody(form);
+  if ("campaign" in form.dataset) body = campaignBody(form);
+  // A field marked data-path-param fills {its name} in the path instead of the body.
+  for (const field of $$("[data-path-param]", form)) {
+    path = path.replace(`{${field.name}}`, encodeURIComponent(field.value));
+    delete body[field.name];
+  }
+  if (method === "PUT" && !Object.keys(body).length) body = undefined;
+  const button = form.querySelector('[type="submit"]');
+  if (button) button.disabled = true;
+  formError(form, "");
+  try {
+    // Any routing warning shows on the page as the server renders it next.
+    const answer = await api(method, path, body);
+    const then = form.dataset.then;
+    if (then) window.location.assign(then.replace("{id}", answer && answer.id));
+    else window.location.reload();
+  } catch (error) {
+    formError(form, error.message);
+    if (button) button.disabled = false;
+  }
+}
+
+export function initAdmin() {
+  for (const form of $$("form[data-api]")) {
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      submitForm(form);
+    });
+  }
+
+  for (const button of $$("[data-api-click]")) {
+    button.addEventListener("click", async () => {
+      if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
+      const [method, path] = splitCall(button.dataset.apiClick);
+      button.disabled = true;
+      try {
+        await api(method, path, button.dataset.body ? JSON.parse(button.dataset.body) : undefined);
+        window.location.reload();
+      } catch (error) {
+        button.disabled = false;
+        window.alert(error.message);
+      }
+    });
+  }
+
+  for (const select of $$("select[data-api-change]")) {
+    let saved = select.value;
+    const status = select.parentElement.querySelector("[data-change-status]");
+    select.addEventListener("change", async () => {
+      const [method, path] = splitCall(select.dataset.apiChange);
+      const field = select.dataset.field;
+      const value = field.endsWith("_id") ? (select.value === "" ? null : Number(select.value)) : select.value;
+      select.disabled = true;
+      if (status) status.textContent = "Saving…";
+      try {
+        const answer = await api(method, path, { [field]: value });
+        saved = select.value;
+        const warning = warningsText(answer);
+        if (status) {
+          status.replaceChildren();
+          const pill = document.createElement("span");
+          pill.className = warning ? "pill pill--warn" : "pill pill--ok";
+          pill.textContent = warning ? "Saved — inbox mixes blast numbers" : "Saved";
+          if (warning) pill.title = warning;
+          status.append(pill);
+        }
+      } catch (error) {
+        select.value = saved;
+        if (status) status.textContent = error.message;
+      } finally {
+        select.disabled = false;
+      }
+    });
+  }
+}
