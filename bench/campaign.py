@@ -1,58 +1,57 @@
-"""Campaign benchmark: the time to enqueue 100,000 recipients, and the dispatch rate that worker
-processes reach against the Twilio stand-in with the throttle set out of the way.
+"""Campaigns: the time to enqueue 100,000 recipients, and the dispatch rate `switchboard worker`
+processes reach against the Twilio stand-in with the throttle out of the way.
 
-    python -m bench.campaign                       # SQLite: 100,000 enqueued, 5,000 dispatched
-    python -m bench.campaign --database postgres   # a scratch database on the local PostgreSQL
-    python -m bench.campaign --smoke               # a few seconds
+Enqueueing goes through the HTTP API of a server on the benchmark's database: a CSV upload of
+new people (contacts created, numbers normalised, recipients inserted, merge fields checked),
+then a `contact_ids` campaign of the same, now existing contacts. Dispatching runs 1, then 2
+`switchboard worker` child processes on a campaign at 10,000 messages per second (unthrottled
+in effect), the stand-in answering like Twilio; the rate is messages over the time from the
+first request the stand-in saw to the last. The run fails if anyone is sent to twice or a
+recipient is left unaccounted for.
 
-Enqueueing goes through the real HTTP API of a server in this process: a CSV upload of new
-people (contacts created, numbers normalised, recipients inserted) and a `contact_ids` campaign
-of the same, existing contacts. Dispatching runs `switchboard worker` child processes (1, then
-2) on a campaign at 10,000 messages per second, the stand-in answering in this process; the
-rate is messages over the time from the first request the stand-in saw to the last.
+    python -m bench.campaign                 # 100,000 enqueued, 5,000 dispatched, both databases
+    python -m bench.campaign --smoke         # seconds, for CI
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import secrets
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from bench.common import bench_parser, machine_line, print_table
+from bench.switchboard import bench_database, serve_env
+from server.auth import start_session
+from server.services.users import create_user
+from server.settings import Settings
+from store.models import Inbox, MessagingService, PhoneNumber
+from tests.support.live_server import REPO, LiveServer, start_live_server
+from tests.worker.support import TimedStandIn
 
-from server.auth import start_session  # noqa: E402
-from server.services.users import create_user  # noqa: E402
-from server.settings import Settings  # noqa: E402
-from store.migrate import upgrade_async  # noqa: E402
-from store.models import Inbox, MessagingService, PhoneNumber  # noqa: E402
-from tests.support.live_server import LiveServer, settings_env, start_live_server  # noqa: E402
-from tests.worker.support import TimedStandIn  # noqa: E402
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 UNTHROTTLED = 10_000
+COLUMNS = ("step", "database", "count", "seconds", "per second")
 
 
 @dataclass
 class Row:
-    what: str
+    step: str
     count: int
     seconds: float
 
-    @property
-    def per_second(self) -> float:
-        return self.count / self.seconds if self.seconds else float("inf")
+    def cells(self, database: str) -> list[str]:
+        rate = self.count / self.seconds if self.seconds else float("inf")
+        return [self.step, database, str(self.count), f"{self.seconds:.2f}", f"{rate:,.0f}"]
 
 
 async def seed(server: LiveServer) -> tuple[int, str]:
@@ -84,6 +83,18 @@ async def create(http: httpx.AsyncClient, service_id: int, **body: Any) -> dict[
     return response.json()
 
 
+async def contact_ids_of(http: httpx.AsyncClient, campaign_id: int) -> list[int]:
+    ids: list[int] = []
+    cursor: str | None = None
+    while True:
+        query = f"?cursor={cursor}" if cursor else ""
+        page = (await http.get(f"/api/v1/campaigns/{campaign_id}/recipients{query}")).json()
+        ids.extend(item["contact"]["id"] for item in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return ids
+
+
 async def enqueue(http: httpx.AsyncClient, service_id: int, count: int) -> tuple[list[Row], int]:
     """Enqueue `count` new people by CSV, then the same people by contact id."""
     csv = "phone,first_name,last_name\n" + "".join(
@@ -100,35 +111,29 @@ async def enqueue(http: httpx.AsyncClient, service_id: int, count: int) -> tuple
     response.raise_for_status()
     assert response.json()["total"] == count, response.json()
 
-    contact_ids = await _contact_ids(http, draft["id"])
+    contact_ids = await contact_ids_of(http, draft["id"])
     started = time.perf_counter()
     by_id = await create(http, service_id, contact_ids=contact_ids)
     ids_seconds = time.perf_counter() - started
     assert by_id["counts"]["total"] == count
-    return [
-        Row("enqueue: CSV upload, new contacts", count, csv_seconds),
-        Row("enqueue: contact_ids, existing contacts", count, ids_seconds),
-    ], by_id["id"]
+    rows = [
+        Row("enqueue: CSV upload of new people", count, csv_seconds),
+        Row("enqueue: contact_ids of existing people", count, ids_seconds),
+    ]
+    return rows, by_id["id"]
 
 
-async def _contact_ids(http: httpx.AsyncClient, campaign_id: int) -> list[int]:
-    ids: list[int] = []
-    cursor: str | None = None
-    while True:
-        query = f"?cursor={cursor}" if cursor else ""
-        page = (await http.get(f"/api/v1/campaigns/{campaign_id}/recipients{query}")).json()
-        ids.extend(item["contact"]["id"] for item in page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return ids
-
-
-def spawn_worker(settings: Settings, log: Path, concurrency: int) -> subprocess.Popen[bytes]:
-    env = {
-        **settings_env(settings),
-        "SWITCHBOARD_WORKER_POLL_SECONDS": "0.05",
-        "SWITCHBOARD_SEND_CONCURRENCY": str(concurrency),
-    }
+def spawn_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    env = serve_env(
+        settings.database_url,
+        settings.public_url,
+        settings.secret_key,
+        settings.data_dir,
+        TWILIO_ACCOUNT_SID=settings.twilio_account_sid or "",
+        TWILIO_AUTH_TOKEN=settings.twilio_auth_token or "",
+        TWILIO_API_BASE=settings.twilio_api_base,
+        SWITCHBOARD_WORKER_POLL_SECONDS="0.05",
+    )
     with open(log, "wb") as output:
         return subprocess.Popen(
             [sys.executable, "-m", "server.cli", "worker"],
@@ -146,13 +151,11 @@ async def dispatch(
     service_id: int,
     contact_ids: list[int],
     workers: int,
-    concurrency: int,
     workdir: Path,
 ) -> Row:
     campaign = await create(http, service_id, contact_ids=contact_ids, rate_per_second=UNTHROTTLED)
     processes = [
-        spawn_worker(server.settings, workdir / f"worker-{workers}-{n}.log", concurrency)
-        for n in range(workers)
+        spawn_worker(server.settings, workdir / f"worker-{workers}-{n}.log") for n in range(workers)
     ]
     try:
         seen = len(twilio.arrivals)
@@ -167,41 +170,37 @@ async def dispatch(
             process.terminate()
         for process in processes:
             process.wait(30)
-    arrivals = [moment for moment, _ in twilio.arrivals[seen:]]
-    assert found["counts"]["sent"] == len(contact_ids) == len(arrivals), found["counts"]
-    label = f"dispatch: {workers} worker{'s' if workers > 1 else ''} x {concurrency} in flight"
-    return Row(label, len(arrivals), max(arrivals) - min(arrivals))
+    arrivals = twilio.arrivals[seen:]
+    counts = found["counts"]
+    assert len({to for _, to in arrivals}) == len(arrivals), "someone was sent to twice"
+    assert counts["sent"] + counts["failed"] + counts["unknown"] == len(contact_ids), counts
+    step = f"dispatch: {workers} worker process{'es' if workers > 1 else ''}"
+    if counts["failed"] or counts["unknown"]:
+        step += f" ({counts['failed']} failed, {counts['unknown']} unknown)"
+    times = [moment for moment, _ in arrivals]
+    return Row(step, len(arrivals), max(times) - min(times))
 
 
-async def run(args: argparse.Namespace, url: str, workdir: Path) -> list[Row]:
-    await upgrade_async(url)
-    async with TimedStandIn() as twilio:
-        base = Settings(
+async def run(kind: str, recipients: int, dispatched: int, workdir: Path) -> list[Row]:
+    async with bench_database(kind, workdir) as url, TimedStandIn() as twilio:
+        settings = Settings(
             database_url=url,
-            secret_key="bench-" + uuid.uuid4().hex,
-            data_dir=workdir / "data",
+            secret_key=secrets.token_urlsafe(32),
+            data_dir=workdir,
             run_worker_in_process=False,
         )
-        server = await start_live_server(twilio.configure(base))
+        server = await start_live_server(twilio.configure(settings))
         try:
             service_id, token = await seed(server)
-            headers = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(
-                base_url=server.base_url, headers=headers, timeout=600
+                base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=600
             ) as http:
-                rows, campaign_id = await enqueue(http, service_id, args.recipients)
-                contact_ids = (await _contact_ids(http, campaign_id))[: args.dispatch]
-                for workers in args.workers:
+                rows, campaign_id = await enqueue(http, service_id, recipients)
+                contact_ids = (await contact_ids_of(http, campaign_id))[:dispatched]
+                for workers in (1, 2):
                     rows.append(
                         await dispatch(
-                            http,
-                            server,
-                            twilio,
-                            service_id,
-                            contact_ids,
-                            workers,
-                            args.concurrency,
-                            workdir,
+                            http, server, twilio, service_id, contact_ids, workers, workdir
                         )
                     )
         finally:
@@ -209,48 +208,20 @@ async def run(args: argparse.Namespace, url: str, workdir: Path) -> list[Row]:
     return rows
 
 
-def table(rows: list[Row], database: str) -> str:
-    lines = [
-        f"{'campaign benchmark (' + database + ')':<46} {'count':>8} {'seconds':>9} {'per s':>9}",
-        "-" * 75,
-    ]
-    for row in rows:
-        lines.append(f"{row.what:<46} {row.count:>8} {row.seconds:>9.2f} {row.per_second:>9.0f}")
-    return "\n".join(lines)
-
-
-async def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--pg-admin", default=PG_ADMIN, help="where to create the scratch db")
+async def main() -> int:
+    parser = bench_parser(__doc__, databases="sqlite,postgres")
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--dispatch", type=int, default=5_000)
-    parser.add_argument("--workers", default="1,2", help="worker process counts to try")
-    parser.add_argument("--concurrency", type=int, default=8, help="sends in flight per worker")
-    parser.add_argument("--smoke", action="store_true", help="a seconds-long run")
-    args = parser.parse_args(argv)
-    args.workers = [int(n) for n in args.workers.split(",")]
+    args = parser.parse_args()
     if args.smoke:
-        args.recipients, args.dispatch, args.workers = 500, 100, [1]
-    with tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp:
-        workdir = Path(tmp)
-        if args.database == "sqlite":
-            rows = await run(args, f"sqlite+aiosqlite:///{workdir / 'bench.db'}", workdir)
-        else:
-            name = f"sbbench_{uuid.uuid4().hex[:10]}"
-            admin = await asyncpg.connect(args.pg_admin)
-            await admin.execute(f'CREATE DATABASE "{name}"')
-            try:
-                base = args.pg_admin.rsplit("/", 1)[0].replace(
-                    "postgresql://", "postgresql+asyncpg://", 1
-                )
-                rows = await run(args, f"{base}/{name}", workdir)
-            finally:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                await admin.close()
-    print(table(rows, args.database))
+        args.recipients, args.dispatch = 300, 60
+    print(machine_line())
+    table: list[list[str]] = []
+    for kind in args.databases.split(","):
+        with tempfile.TemporaryDirectory(prefix="sb-bench-") as tmp:
+            rows = await run(kind, args.recipients, args.dispatch, Path(tmp))
+        table.extend(row.cells(kind) for row in rows)
+    print_table("Campaigns: enqueue and dispatch", COLUMNS, table)
     return 0
 
 

@@ -86,6 +86,7 @@ class Worker:
         self.sending: set[asyncio.Future[str]] = set()
         self.in_flight: dict[int, int] = {}
         self.limiter = asyncio.Semaphore(self.options.concurrency)
+        self.dispatcher = sending.Dispatcher(state, self.id)
         # Set when a campaign's sends in this worker drain: time to claim more or finish it.
         self.campaigns_wake = asyncio.Event()
         self.passes = 0
@@ -185,7 +186,7 @@ class Worker:
             await sending.sleep_until(item.slot)
             async with self.limiter:
                 # From here the send must reach its outcome even if the worker is stopping.
-                future = asyncio.ensure_future(sending.send_one(self.state, sender, item, self.id))
+                future = asyncio.ensure_future(self.dispatcher.send(sender, item))
                 self.sending.add(future)
                 future.add_done_callback(self.sending.discard)
                 await asyncio.shield(future)

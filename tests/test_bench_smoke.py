@@ -25,6 +25,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "ingest": ([], ["| database ", "| sqlite ", "| postgres "]),
     "connections": ([], ["| database ", "| sqlite "]),
     "replay": ([], ["| database ", "| sqlite "]),
+    "campaign": ([], ["Campaigns: enqueue and dispatch", "| dispatch: 2 worker processes "]),
 }
 if (REPO / "bench" / "fanout.py").exists():
     BENCHES["fanout"] = ([], ["clients"])

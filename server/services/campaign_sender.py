@@ -10,7 +10,8 @@ so no worker hoards the queue.
 
 A recipient is marked `sending`, and its message recorded as `sending`, in one committed
 transaction before Twilio is called; that transaction also proves the worker still owns the
-claim and the campaign is still sending. After the call the outcome is stored. A recipient
+claim and the campaign is still sending. After the call the outcome is stored. (The sends a
+worker has under way share these transactions: see `Dispatcher`.) A recipient
 left `sending` (its worker died) is never sent again: when it has gone stale it is settled
 from what its message shows — Twilio's sid means it went out, no sid means nobody knows, and
 it is marked `unknown` for people to see.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +38,7 @@ from server.services.conversations import (
     get_or_create_conversation,
     record_message,
 )
+from server.services.group_commit import GroupCommit
 from server.services.merge_fields import MissingMergeField, render
 from server.services.optout import is_opted_out
 from server.services.outbound import _hand_over as hand_over
@@ -208,42 +211,66 @@ async def sender_for(state: AppState, campaign_id: int) -> Sender | None:
         )
 
 
-async def send_one(state: AppState, sender: Sender, claimed: Claimed, worker_id: str) -> str:
-    """Send to one claimed recipient; returns its new state (or `lost` if no longer ours).
+class Dispatcher:
+    """Sends claimed recipients for one worker; the database steps of sends under way at the
+    same time commit together (`GroupCommit`), each send's own steps still in order:
+    `sending` committed, then Twilio, then the outcome."""
 
-    Call it shielded from cancellation: once the recipient is `sending` the outcome must be
-    stored.
-    """
-    async with state.transaction() as session:
-        message, outcome = await _begin(session, sender, claimed, worker_id)
-    if message is None:
-        return outcome
-    try:
-        message = await hand_over(state, gateway_of(state), message, sender.service_sid)
-    except Exception:
-        # Twilio may or may not have it: settle it as a dead worker's send would be.
-        log.exception(
-            "campaign %s: the send to recipient %s broke off",
-            sender.campaign_id,
-            claimed.recipient_id,
-        )
-        async with state.transaction() as session:
-            recipient = await session.get(CampaignRecipient, claimed.recipient_id)
-            if recipient is not None and recipient.state == "sending":
-                return await _settle_stale(session, recipient)
-        raise
-    final = "failed" if message.status == "failed" else "sent"
-    async with state.transaction() as session:
+    def __init__(self, state: AppState, worker_id: str, group_limit: int = 50) -> None:
+        self.state = state
+        self.worker_id = worker_id
+        self.begin = GroupCommit(state, self._begin_all, group_limit)
+        self.finish = GroupCommit(state, _finish_all, group_limit)
+
+    async def send(self, sender: Sender, claimed: Claimed) -> str:
+        """Send to one claimed recipient; returns its new state (`lost`: no longer ours).
+
+        Call it shielded from cancellation: once the recipient is `sending` the outcome must
+        be stored.
+        """
+        message, outcome = await self.begin.submit((sender, claimed))
+        if message is None:
+            return outcome
+        try:
+            message = await hand_over(
+                self.state, gateway_of(self.state), message, sender.service_sid
+            )
+        except Exception:
+            # Twilio may or may not have it: settle it as a dead worker's send would be.
+            log.exception(
+                "campaign %s: the send to recipient %s broke off",
+                sender.campaign_id,
+                claimed.recipient_id,
+            )
+            async with self.state.transaction() as session:
+                recipient = await session.get(CampaignRecipient, claimed.recipient_id)
+                if recipient is not None and recipient.state == "sending":
+                    return await _settle_stale(session, recipient)
+            raise
+        final = "failed" if message.status == "failed" else "sent"
+        await self.finish.submit((claimed.recipient_id, final, message.error_code))
+        return final
+
+    async def _begin_all(
+        self, session: AsyncSession, items: Sequence[tuple[Sender, Claimed]]
+    ) -> list[tuple[Message | None, str]]:
+        return [await _begin(session, sender, claimed, self.worker_id) for sender, claimed in items]
+
+
+async def _finish_all(
+    session: AsyncSession, outcomes: Sequence[tuple[int, str, str | None]]
+) -> list[None]:
+    """Store what Twilio said (a recipient taken for dead meanwhile learns it too)."""
+    for recipient_id, final, error_code in outcomes:
         await session.execute(
             update(CampaignRecipient)
             .where(
-                CampaignRecipient.id == claimed.recipient_id,
-                # `unknown`: taken for dead meanwhile; now the answer is known after all.
+                CampaignRecipient.id == recipient_id,
                 CampaignRecipient.state.in_(("sending", "unknown")),
             )
-            .values(state=final, error_code=message.error_code)
+            .values(state=final, error_code=error_code)
         )
-    return final
+    return [None] * len(outcomes)
 
 
 async def _begin(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -76,34 +76,39 @@ async def counts(session: AsyncSession, campaign_id: int) -> dict[str, int]:
         result[bucket] += number
         result["total"] += number
     result["sent"] += result["delivered"]
-    result["replied"] = await _answered_within_window(session, campaign_id, opt_outs=False)
-    result["opt_outs"] = await _answered_within_window(session, campaign_id, opt_outs=True)
+    result["replied"], result["opt_outs"] = await _answers_within_window(session, campaign_id)
     return result
 
 
-async def _answered_within_window(session: AsyncSession, campaign_id: int, opt_outs: bool) -> int:
-    """Recipients whose first reply (or first opt-out reply) came within REPLY_WINDOW."""
+async def _answers_within_window(session: AsyncSession, campaign_id: int) -> tuple[int, int]:
+    """Recipients whose first reply, and whose first opt-out reply, came within REPLY_WINDOW
+    of their campaign message."""
     sent = aliased(Message)
     reply = aliased(Message)
-    conditions = [
-        reply.conversation_id == sent.conversation_id,
-        reply.direction == "inbound",
-        reply.id > sent.id,
-    ]
-    if opt_outs:
-        conditions.append(reply.opt_change == "opted_out")
     stmt = (
-        select(sent.created_at, func.min(reply.created_at))
+        select(
+            sent.created_at,
+            func.min(reply.created_at),
+            func.min(case((reply.opt_change == "opted_out", reply.created_at))),
+        )
         .select_from(CampaignRecipient)
         .join(sent, sent.id == CampaignRecipient.message_id)
-        .join(reply, and_(*conditions))
+        .join(
+            reply,
+            and_(
+                reply.conversation_id == sent.conversation_id,
+                reply.direction == "inbound",
+                reply.id > sent.id,
+            ),
+        )
         .where(CampaignRecipient.campaign_id == campaign_id)
         .group_by(sent.id, sent.created_at)
     )
-    rows = (await session.execute(stmt)).all()
-    return sum(
-        1 for sent_at, first in rows if first is not None and first - sent_at <= REPLY_WINDOW
-    )
+    replied = opted_out = 0
+    for sent_at, first_reply, first_opt_out in (await session.execute(stmt)).all():
+        replied += first_reply - sent_at <= REPLY_WINDOW
+        opted_out += first_opt_out is not None and first_opt_out - sent_at <= REPLY_WINDOW
+    return replied, opted_out
 
 
 def figures(numbers: dict[str, int]) -> dict[str, Any]:

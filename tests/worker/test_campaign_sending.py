@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,18 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from store.models import CampaignRecipient, Conversation, Event, Message
-from tests.support.live_server import LiveServer
-from tests.support.messaging import events, eventually, text_in
+from server.settings import Settings
+from store.models import (
+    CampaignRecipient,
+    Conversation,
+    Event,
+    Inbox,
+    Message,
+    MessagingService,
+    PhoneNumber,
+)
+from tests.support.live_server import LiveServer, start_live_server
+from tests.support.messaging import events, eventually, seed_world, text_in
 from tests.worker.conftest import StartWorker
 from tests.worker.support import (
     Blast,
@@ -20,6 +30,7 @@ from tests.worker.support import (
     add_contacts,
     opt_out,
     phone,
+    seed_blast,
     spawn_worker,
     worker_env,
 )
@@ -95,19 +106,25 @@ async def test_campaign_lands_in_threads_and_replies_come_back_to_them(
         ).one()
     assert inbound.conversation_id == sent[0].conversation_id
 
+    stop = await text_in(twilio_http, twilio_server.settings, phone(2001), blast.number, "STOP")
+    assert stop.status_code == 200
+
     async def delivered_and_replied() -> dict[str, Any] | None:
         found = await show(twilio_http, blast, created["id"])
         counts = found["counts"]
-        return found if counts["delivered"] == 3 and counts["replied"] == 1 else None
+        return found if counts["delivered"] == 3 and counts["replied"] == 2 else None
 
     final = await eventually(delivered_and_replied, within=20)
-    assert final["figures"]["delivery_rate"] == 1.0
-    assert final["figures"]["reply_rate_24h"] == round(1 / 3, 4)
+    assert final["figures"] == {
+        "delivery_rate": 1.0,
+        "reply_rate_24h": round(2 / 3, 4),
+        "opt_outs_caused": 1,
+    }
 
     # Progress goes out on campaign:{id}, gap-free, and catches up with replies after the end.
     async def progress_with_reply() -> list[Event]:
         found = await events(twilio_server.state, f"campaign:{created['id']}", "campaign.progress")
-        return found if found and found[-1].data["counts"]["replied"] == 1 else []
+        return found if found and found[-1].data["counts"]["replied"] == 2 else []
 
     progress = await eventually(progress_with_reply, within=30)
     assert [e.seq for e in progress] == list(range(1, len(progress) + 1))
@@ -313,3 +330,76 @@ async def test_a_scheduled_campaign_starts_at_its_time(
     assert final["counts"]["sent"] == 2
     started = datetime.fromisoformat(final["started_at"].replace("Z", "+00:00"))
     assert started >= start_at
+
+
+async def test_replies_to_a_number_routed_nowhere_come_back_to_the_unrouted_thread(
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
+    blast: Blast,
+    standin: TimedStandIn,
+    start_worker: StartWorker,
+) -> None:
+    async with twilio_server.state.transaction() as session:
+        service = MessagingService(sid="MG" + "7" * 32, name="Stray blasts", purpose="blast")
+        session.add(service)
+        await session.flush()
+        session.add(
+            PhoneNumber(
+                sid="PN" + "7" * 32,
+                number="+16175550177",
+                messaging_service_id=service.id,
+                inbox_id=None,
+            )
+        )
+    contacts = await add_contacts(twilio_server.state, 1)
+    response = await twilio_http.post(
+        "/api/v1/campaigns",
+        json={
+            "name": "Stray",
+            "messaging_service_id": service.id,
+            "body": "Hello",
+            "contact_ids": contacts,
+        },
+        headers=blast.auth,
+    )
+    created = response.json()
+    assert [w["code"] for w in created["warnings"]] == ["replies_unrouted"]
+    await act(twilio_http, blast, created["id"], "send")
+    await start_worker(twilio_server.settings)
+    await until_done(twilio_http, blast, created["id"])
+
+    reply = await text_in(
+        twilio_http, twilio_server.settings, phone(2000), "+16175550177", "who is this?"
+    )
+    assert reply.status_code == 200
+    async with twilio_server.state.reading() as session:
+        sent, answer = (await session.scalars(select(Message).order_by(Message.id))).all()
+        inbox = await session.scalar(
+            select(Inbox).join(Conversation).where(Conversation.id == sent.conversation_id)
+        )
+    assert inbox is not None and inbox.is_unrouted
+    assert answer.conversation_id == sent.conversation_id
+
+
+async def test_serve_runs_the_worker_in_process_on_the_simulator(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The embedded default: `serve` sends campaigns itself, through the built-in simulator."""
+    server = await start_live_server(replace(settings, run_worker_in_process=True))
+    try:
+        world = await seed_world(server.state)
+        blast = await seed_blast(server.state, world)
+        contacts = await add_contacts(server.state, 3)
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+            created = await create(http, blast, body="Hi {first_name}", contact_ids=contacts)
+            await act(http, blast, created["id"], "send")
+
+            async def delivered() -> dict[str, Any] | None:
+                found = await show(http, blast, created["id"])
+                return found if found["counts"]["delivered"] == 3 else None
+
+            final = await eventually(delivered, within=60)
+    finally:
+        await server.stop()
+    assert final["status"] == "done"
+    assert final["counts"]["sent"] == 3
