@@ -100,12 +100,13 @@ async def test_sigterm_finishes_in_flight_webhooks_and_sends_sockets_elsewhere(
             await wait_until(lambda: len(sender.answered_by(200)) >= 10)
 
             leaving.process.send_signal(signal.SIGTERM)
-            code, reason = await on_leaving.disconnected()
-            assert code == 1012 and "resume with since" in (reason or ""), (code, reason)
             await wait_until(lambda: refuses_connections(leaving.base_url))
             # The requests it was in the middle of still complete, stored.
-            assert [await request.finish() for request in half_sent] == [200] * len(in_flight)
-            assert leaving.process.wait(GUARD) in (0, -signal.SIGTERM)
+            finished = await asyncio.gather(*(request.finish() for request in half_sent))
+            assert finished == [200] * len(in_flight)
+            code, reason = await on_leaving.disconnected()
+            assert code == 1012 and "resume with since" in (reason or ""), (code, reason)
+            assert await asyncio.to_thread(leaving.process.wait, GUARD) in (0, -signal.SIGTERM)
             await asyncio.wait_for(sending, GUARD)
 
             # No webhook got an error: at worst a refused connection, sent again elsewhere.
