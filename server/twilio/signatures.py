@@ -76,4 +76,7 @@ async def verified_form(request: Request, settings: Settings) -> FormData:
     validator = RequestValidator(settings.webhook_auth_token)
     if not validator.validate(url, form, signature, algorithm):
         raise ApiError(403, "forbidden", f"invalid {SIGNATURE_HEADER} for {url}")
-    return form
+    # PostgreSQL text cannot hold NUL: keep what was sent, a NUL shown as U+FFFD.
+    return FormData(
+        [(key, str(value).replace("\x00", "\ufffd")) for key, value in form.multi_items()]
+    )
