@@ -34,6 +34,8 @@ from store.models import Campaign, utcnow
 log = logging.getLogger("switchboard.worker")
 
 STOP_GRACE_SECONDS = 30.0
+# How long after a campaign finishes its delivery receipts are watched for on every pass.
+RECEIPTS_WINDOW = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -211,14 +213,18 @@ class Worker:
     async def _progress_pass(self) -> float:
         """Emit `campaign.progress` for campaigns whose figures changed (once a second).
 
-        Delivery and reply figures also move without any send (status callbacks, replies), so
-        campaigns finished within the reply window are looked at too, every 20th pass.
+        Delivery and reply figures also move without any send (status callbacks, replies):
+        campaigns finished in the last few minutes, while their delivery receipts come in, are
+        looked at on every pass, and those still within the reply window every 20th pass.
         """
         self.passes += 1
         now = utcnow()
-        recent = Campaign.finished_at >= now - campaign_stats.REPLY_WINDOW - timedelta(hours=1)
         active = Campaign.status.in_(("sending", "paused", "scheduled"))
-        condition = or_(active, recent) if self.passes % 20 == 1 else active
+        if self.passes % 20 == 1:
+            since = now - campaign_stats.REPLY_WINDOW - timedelta(hours=1)
+        else:
+            since = now - RECEIPTS_WINDOW
+        condition = or_(active, Campaign.finished_at >= since)
         async with self.state.reading() as session:
             campaign_ids = (await session.scalars(select(Campaign.id).where(condition))).all()
         for campaign_id in campaign_ids:

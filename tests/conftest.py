@@ -12,7 +12,7 @@ from server.settings import Settings
 from tests.support.databases import BACKENDS, DatabaseFactory
 from tests.support.live_server import LiveServer, start_live_server
 
-pytest_plugins = ["tests.support.messaging"]
+pytest_plugins = ["tests.support.messaging", "tests.support.private_redis"]
 
 
 @pytest.fixture(scope="session")

@@ -23,9 +23,9 @@ from tests.faults.harness import (
     serve_processes,
     wait_until,
 )
-from tests.ops.conftest import PrivateRedis
 from tests.support.live_server import free_port
 from tests.support.messaging import seed_world
+from tests.support.private_redis import PrivateRedis
 from tests.support.twilio_sender import TwilioSender, texts
 
 

@@ -8,9 +8,10 @@ import httpx
 import pytest
 
 from server.settings import Settings
-from tests.ops.conftest import PrivateRedis, drop_database
+from tests.ops.conftest import drop_database
 from tests.support.databases import BACKENDS
 from tests.support.live_server import LiveServer, free_port, start_live_server
+from tests.support.private_redis import PrivateRedis
 
 # A database that goes away is a PostgreSQL server's failure; SQLite is a file in the process.
 POSTGRES_ONLY = [backend for backend in BACKENDS if backend == "postgres"]

@@ -21,9 +21,10 @@ from twilio.request_validator import RequestValidator
 
 from server.settings import Settings
 from tests.live.helpers import LiveClient
-from tests.ops.conftest import PrivateRedis, json_lines, start_logged_server
+from tests.ops.conftest import json_lines, start_logged_server
 from tests.support.live_server import REPO, free_port, settings_env
 from tests.support.messaging import inbound_params
+from tests.support.private_redis import PrivateRedis
 
 API = "/api/v1"
 

@@ -10,11 +10,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
@@ -38,6 +38,8 @@ from store.models import (
 from tests.support.live_server import REPO, free_port, settings_env
 from tests.support.messaging import World, eventually, new_sid
 from tests.support.twilio_standin import RecordedRequest, TwilioStandIn
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -202,6 +204,19 @@ async def seed_blast(state: AppState, world: World) -> Blast:
             )
         )
     return Blast(world, service.id, number, inbox.id)
+
+
+async def poll(check: Callable[[], Awaitable[T]], within: float = 60, every: float = 0.25) -> T:
+    """`check()` once it is truthy, asked every `every` seconds: for checks that cost queries
+    (`eventually` asks fifty times a second). The timeout only guards a failure."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s (last: {result!r})")
+        await asyncio.sleep(every)
 
 
 def phone(index: int) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +29,7 @@ from tests.worker.support import (
     add_contacts,
     opt_out,
     phone,
+    poll,
     seed_blast,
     spawn_worker,
     worker_env,
@@ -57,11 +57,10 @@ async def show(http: httpx.AsyncClient, blast: Blast, campaign_id: int) -> dict[
 
 async def until_done(http: httpx.AsyncClient, blast: Blast, campaign_id: int, within: float = 60):
     async def done() -> dict[str, Any] | None:
-        await asyncio.sleep(0.2)  # each look computes the counts: a few looks a second
         found = await show(http, blast, campaign_id)
         return found if found["status"] == "done" else None
 
-    return await eventually(done, within=within)
+    return await poll(done, within=within)
 
 
 async def test_campaign_lands_in_threads_and_replies_come_back_to_them(
