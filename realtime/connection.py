@@ -124,6 +124,11 @@ class Connection:
         self._drained.set()
 
     @property
+    def queued(self) -> int:
+        """Frames waiting to be written."""
+        return len(self._queue)
+
+    @property
     def has_room(self) -> bool:
         """Short enough a queue for a replay to add to it."""
         return (

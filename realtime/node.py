@@ -144,6 +144,7 @@ class Node:
             "channels": len(self._streams.names()),
             "events_published": self._published,
             "events_delivered": self._streams.delivered,
+            "send_queue_depth": sum(c.queued for c in self._connections.values()),
             "slow_consumers_closed": self._slow_closed,
         }
 

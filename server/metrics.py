@@ -39,7 +39,7 @@ class RealtimeStats(Protocol):
     `connections` (open sockets), `subscriptions` (channel subscriptions of those sockets),
     `channels` (channels the process follows on the broker for them),
     `events_delivered` (event frames handed to sockets, ever), `send_queue_depth` (frames
-    waiting in all send queues now), `slow_consumer_disconnects` (sockets cut for not reading,
+    waiting in all send queues now), `slow_consumers_closed` (sockets cut for not reading,
     ever). Unknown keys are ignored and missing keys are left out.
     """
 
@@ -64,7 +64,7 @@ REALTIME_FIELDS: tuple[tuple[str, str, str, str], ...] = (
         "gauge",
     ),
     (
-        "slow_consumer_disconnects",
+        "slow_consumers_closed",
         "switchboard_ws_slow_consumer_disconnects",
         "Sockets disconnected because they stopped reading.",
         "counter",

@@ -66,11 +66,14 @@ class Target:
         await self.sender.burst(batch, concurrency=count)
         await self.bystander.until_seq(await head(self.state, self.channel), within=GUARD)
 
-    async def open_sockets(self) -> int:
+    async def metric(self, name: str) -> float:
         text = (await self.http.get("/metrics")).text
-        found = re.search(r"^switchboard_ws_connections (\S+)$", text, re.MULTILINE)
-        assert found, "the metrics name the open sockets"
-        return int(float(found.group(1)))
+        found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+        assert found, f"/metrics has no {name}"
+        return float(found.group(1))
+
+    async def open_sockets(self) -> int:
+        return int(await self.metric("switchboard_ws_connections"))
 
     def peak_rss(self) -> int:
         """The serve process's peak resident memory so far, in bytes."""
@@ -181,6 +184,9 @@ async def test_a_client_that_stops_reading_is_cut_and_delays_nobody(target: Targ
     while await target.open_sockets() > 1:
         assert asyncio.get_running_loop().time() < deadline, "the mute socket was never cut"
         await target.texts_reach_the_bystander(count=25, body_chars=9000)
+    # Operators see it: one slow consumer cut, nothing left waiting in send queues.
+    assert await target.metric("switchboard_ws_slow_consumer_disconnects_total") == 1
+    assert await target.metric("switchboard_ws_send_queue_depth") == 0
     mute.drop()
 
 
