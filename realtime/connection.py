@@ -1,15 +1,16 @@
-"""One client socket: its subscriptions and a bounded send queue drained by one writer task.
+"""One client socket: its subscriptions, and a bounded send queue for when the socket is full.
 
-Fan-out only appends an already-encoded frame to the queue (no task, no await per recipient).
-A client that stops reading lets its queue fill; past the bound the connection is closed with
-4008 and a reason telling it to resume with `since`, so it neither grows memory nor delays
-anyone else.
+Fan-out writes an already-framed message straight into the socket's buffer (no task, no await
+per recipient). Only while the socket's buffer is past its high-water mark (the client reads
+slower than events come) do frames wait in the connection's own queue, which one writer task
+drains as the client catches up. Past the queue's bound the connection is closed with 4008
+and a reason telling it to resume with `since`, so it neither grows memory nor delays anyone
+else.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ class SendLimits:
     # Replays wait until the queue is this short (in frames and bytes) before adding more.
     low_water: int = 200
     low_water_bytes: int = 512 * 1024
-    # A single frame the client does not take within this long marks it as stalled.
+    # A socket that stays full (the client reads nothing) this long is stalled.
     send_timeout: float = 10.0
     close_timeout: float = 5.0
 
@@ -64,7 +65,7 @@ class Connection:
     bad_frames: int = 0
 
     def __post_init__(self) -> None:
-        self._queue: deque[tuple[str | None, bytes | str]] = deque()
+        self._queue: deque[tuple[str | None, bytes]] = deque()
         self._queued_bytes = 0
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
@@ -80,10 +81,17 @@ class Connection:
         return self._close[0] if self._close is not None else None
 
     def send(self, frame: protocol.Frame, channel: str | None = None) -> None:
-        """Queue a frame (tagged with its channel, so a revocation can take it back)."""
+        """Write a frame now, or queue it (tagged with its channel, so a revocation can take
+        it back) behind frames the socket has not taken yet."""
         if self._close is not None:
             return
-        data = frame.encoded(self.encoding)
+        data = frame.wire(self.encoding)
+        if not self._queue and self.transport.writable:
+            try:
+                self.transport.write(data)
+            except TransportClosed:
+                self.abandon()
+            return
         self._queue.append((channel, data))
         self._queued_bytes += len(data)
         if len(self._queue) > self.limits.max_frames or self._queued_bytes > self.limits.max_bytes:
@@ -145,33 +153,47 @@ class Connection:
             self._drained.set()
 
     async def write_loop(self) -> None:
-        """Write queued frames in order; then, if asked to, close the socket."""
+        """Write queued frames in order as the socket takes them; then, if asked to, close."""
         try:
             while self._close is None or self._queue:
                 await self._wakeup.wait()
                 self._wakeup.clear()
                 while self._queue:
-                    _, data = self._queue.popleft()
-                    self._queued_bytes -= len(data)
-                    self._note_drain()
-                    try:
-                        async with asyncio.timeout(self.limits.send_timeout):
-                            await self.transport.send(data)
-                    except TimeoutError:
-                        log.info("closing stalled consumer %s", self.key)
-                        self.close(protocol.CLOSE_SLOW, SLOW_CONSUMER_REASON)
-                        self._drop_queue()
+                    if not self.transport.writable:
+                        try:
+                            async with asyncio.timeout(self.limits.send_timeout):
+                                await self.transport.wait_writable()
+                        except TimeoutError:
+                            log.info("closing stalled consumer %s", self.key)
+                            self.close(protocol.CLOSE_SLOW, SLOW_CONSUMER_REASON)
+                            self._drop_queue()
+                            break
+                    self._write_queued()
             assert self._close is not None
             code, reason = self._close
             # Waiting for the close is bounded, the close itself is not cut short: a transport
-            # cancelled mid-close (its close frame stuck behind a client that stopped reading)
-            # can stay half-closed for good. Left alone it gives up and drops the connection.
+            # cancelled mid-close can stay half-closed for good. A close frame still stuck
+            # behind a client that reads nothing when the wait ends is given up on: the
+            # connection is dropped.
             closing = asyncio.ensure_future(self.transport.close(code, reason))
             closing.add_done_callback(_consume)
-            with contextlib.suppress(TransportClosed, TimeoutError):
+            try:
                 await asyncio.wait_for(asyncio.shield(closing), self.limits.close_timeout)
+            except TimeoutError:
+                self.transport.abort()
+            except TransportClosed:
+                pass
         except TransportClosed:
             self.abandon()
+
+    def _write_queued(self) -> None:
+        """Move queued frames into the socket while it is writable."""
+        queue = self._queue
+        while queue and self.transport.writable:
+            _, data = queue.popleft()
+            self._queued_bytes -= len(data)
+            self.transport.write(data)
+        self._note_drain()
 
 
 def _consume(task: asyncio.Future[None]) -> None:

@@ -227,7 +227,14 @@ class Node:
             return
         log.error("writing to %s failed", connection.key, exc_info=writer.exception())
         connection.abandon()
-        self._spawn(_close_quietly(connection.transport))
+        self._spawn(self._close_quietly(connection.transport))
+
+    async def _close_quietly(self, transport: Transport) -> None:
+        try:
+            async with asyncio.timeout(self.options.send.close_timeout):
+                await transport.close(1011, "internal error; reconnect")
+        except Exception:
+            transport.abort()
 
     async def _forget(self, connection: Connection) -> None:
         self._connections.pop(connection.key, None)
@@ -430,11 +437,6 @@ class Node:
             if (cid := protocol.conversation_id(name)) is not None
         ]
         await self._presence.heartbeat(watched)
-
-
-async def _close_quietly(transport: Transport) -> None:
-    with contextlib.suppress(Exception):
-        await transport.close(1011, "internal error; reconnect")
 
 
 class _Unavailable(Exception):

@@ -59,14 +59,36 @@ class TransportClosed(Exception):
 
 
 class Transport(Protocol):
-    """One accepted websocket, as the node sees it."""
+    """One accepted websocket, as the node sees it.
+
+    Writing is synchronous: `write` hands a complete websocket message (`Frame.wire`) to the
+    socket's own buffer, so fanning an event out to a thousand sockets is a thousand buffer
+    appends, with no task and no await per recipient. The buffer is bounded by the socket's
+    flow control: past its high-water mark the transport stops being `writable` until the
+    client has read enough, and the node queues (boundedly) meanwhile.
+    """
 
     async def receive(self) -> bytes | str | None:
         """The next message from the client; None once the client has gone."""
         ...
 
-    async def send(self, data: bytes | str) -> None:
-        """Send one message (bytes: binary frame, str: text frame); TransportClosed if gone."""
+    @property
+    def writable(self) -> bool:
+        """True while the socket's buffer is below its high-water mark."""
         ...
 
-    async def close(self, code: int, reason: str) -> None: ...
+    def write(self, message: bytes) -> None:
+        """Buffer one complete websocket message; TransportClosed if the socket has gone."""
+        ...
+
+    async def wait_writable(self) -> None:
+        """Until the socket is writable again, or gone (then TransportClosed)."""
+        ...
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close with the websocket closing handshake (after what is buffered)."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the connection at once, buffered data and all."""
+        ...

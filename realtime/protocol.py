@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+from websockets.frames import Frame as WireFrame
+from websockets.frames import Opcode
 
 MSGPACK = "msgpack"
 JSON = "json"
@@ -161,22 +163,27 @@ def conversation_id(channel: str) -> int | None:
 
 
 class Frame:
-    """A server frame, encoded at most once per encoding however many sockets it goes to."""
+    """A server frame, encoded at most once per encoding however many sockets it goes to: as
+    the complete websocket message (header and payload) that is written to every socket."""
 
     __slots__ = ("message", "_msgpack", "_json")
 
     def __init__(self, message: dict[str, Any]) -> None:
         self.message = message
         self._msgpack: bytes | None = None
-        self._json: str | None = None
+        self._json: bytes | None = None
 
-    def encoded(self, encoding: str) -> bytes | str:
+    def wire(self, encoding: str) -> bytes:
+        """The websocket message: a binary frame of msgpack, or a text frame of JSON (no
+        compression, no mask: a server's frame as RFC 6455 sends it)."""
         if encoding == MSGPACK:
             if self._msgpack is None:
-                self._msgpack = msgpack.packb(self.message, use_bin_type=True)
+                payload = msgpack.packb(self.message, use_bin_type=True)
+                self._msgpack = WireFrame(Opcode.BINARY, payload).serialize(mask=False)
             return self._msgpack
         if self._json is None:
-            self._json = json.dumps(self.message, separators=(",", ":"), ensure_ascii=False)
+            text = json.dumps(self.message, separators=(",", ":"), ensure_ascii=False)
+            self._json = WireFrame(Opcode.TEXT, text.encode()).serialize(mask=False)
         return self._json
 
 

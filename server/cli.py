@@ -79,6 +79,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     from server import live
     from server.app import create_app
     from server.state import AppState
+    from server.websocket import SwitchboardWebSocketProtocol
 
     class Server(uvicorn.Server):
         """On shutdown the realtime node closes the sockets first, with its "reconnect and
@@ -100,7 +101,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         app,
         host=host,
         port=port,
-        ws="websockets",
+        ws=SwitchboardWebSocketProtocol,
         ws_per_message_deflate=False,
         # Refuse an oversized frame from its header, before reading it into memory.
         ws_max_size=NodeOptions().max_frame_bytes,

@@ -17,15 +17,18 @@ from server import live
 from server.auth import authenticate_token, credentials
 from server.errors import error_response
 from server.state import AppState
+from server.websocket import DIRECT_WRITE, DirectWriter
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 class _Socket:
-    """A Starlette websocket as the realtime node's Transport."""
+    """The realtime node's Transport: Starlette's websocket to receive and close, the
+    protocol's direct writer to write."""
 
-    def __init__(self, websocket: WebSocket) -> None:
+    def __init__(self, websocket: WebSocket, writer: DirectWriter) -> None:
         self._websocket = websocket
+        self._writer = writer
 
     async def receive(self) -> bytes | str | None:
         try:
@@ -39,19 +42,24 @@ class _Socket:
             return data
         return message.get("text") or ""
 
-    async def send(self, data: bytes | str) -> None:
-        message = {"type": "websocket.send"}
-        message["bytes" if isinstance(data, bytes) else "text"] = data
-        try:
-            await self._websocket.send(message)
-        except (OSError, RuntimeError, WebSocketDisconnect) as exc:
-            raise TransportClosed from exc
+    @property
+    def writable(self) -> bool:
+        return self._writer.writable
+
+    def write(self, message: bytes) -> None:
+        self._writer.write(message)
+
+    async def wait_writable(self) -> None:
+        await self._writer.wait_writable()
 
     async def close(self, code: int, reason: str) -> None:
         try:
             await self._websocket.close(code, reason)
         except (OSError, RuntimeError, WebSocketDisconnect) as exc:
             raise TransportClosed from exc
+
+    def abort(self) -> None:
+        self._writer.abort()
 
 
 def _origin(url: str) -> tuple[str, str, int | None] | None:
@@ -80,6 +88,10 @@ async def live_socket(websocket: WebSocket) -> None:
     if node is None:
         await _refuse(websocket, 503, "unavailable", "the live service is not running")
         return
+    writer = websocket.scope.get("extensions", {}).get(DIRECT_WRITE)
+    if writer is None:
+        await _refuse(websocket, 500, "unavailable", "serve with `switchboard serve` (uvicorn)")
+        return
     chosen = protocol.choose_subprotocol(websocket.scope.get("subprotocols") or [])
     if chosen is None:
         await _refuse(websocket, 400, "bad_request", "use the msgpack or json subprotocol")
@@ -100,7 +112,9 @@ async def live_socket(websocket: WebSocket) -> None:
     encoding, subprotocol = chosen
     await websocket.accept(subprotocol=subprotocol)
     await node.serve(
-        _Socket(websocket), Principal(user.id, auth_session.id, user.name or user.email), encoding
+        _Socket(websocket, writer),
+        Principal(user.id, auth_session.id, user.name or user.email),
+        encoding,
     )
 
 

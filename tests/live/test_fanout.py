@@ -97,11 +97,11 @@ async def test_unsubscribe_stops_the_flow(server: LiveServer, team: Team) -> Non
 async def test_each_event_is_encoded_once_per_encoding(
     server: LiveServer, team: Team, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """However many sockets an event goes to, it is encoded once per subprotocol."""
+    """However many sockets an event goes to, it is encoded (and framed) once per subprotocol."""
     encodes: Counter[str] = Counter()
-    original = Frame.encoded
+    original = Frame.wire
 
-    def counting(self: Frame, encoding: str) -> bytes | str:
+    def counting(self: Frame, encoding: str) -> bytes:
         if (
             self.message.get("op") == "event"
             and (self._msgpack if encoding == "msgpack" else self._json) is None
@@ -109,7 +109,7 @@ async def test_each_event_is_encoded_once_per_encoding(
             encodes[encoding] += 1
         return original(self, encoding)
 
-    monkeypatch.setattr(Frame, "encoded", counting)
+    monkeypatch.setattr(Frame, "wire", counting)
     channel = f"inbox:{team.inbox_a}"
     clients = [
         await LiveClient.connect(server.ws_url, team.bob.token, encoding=encoding)

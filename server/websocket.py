@@ -1,0 +1,63 @@
+"""The websocket protocol `switchboard serve` runs under uvicorn: uvicorn's own (websockets,
+sans-I/O), plus a direct writer through which the live socket puts pre-framed messages
+straight into the socket's buffer.
+
+Through ASGI every outgoing message costs an `await` through Starlette and uvicorn and is framed
+again for each socket; a fan-out to a thousand sockets paid that a thousand times. The direct
+writer takes the message already framed once per process (`realtime.protocol.Frame.wire`) and
+appends it to the transport's buffer synchronously. Everything else (handshake, receiving,
+pings, closing) stays uvicorn's. Control frames uvicorn writes are whole frames too, so the
+two never interleave inside a frame.
+"""
+
+from __future__ import annotations
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from realtime import TransportClosed
+
+# The key of the ASGI scope extension that carries the socket's DirectWriter.
+DIRECT_WRITE = "switchboard.direct_write"
+
+
+class DirectWriter:
+    """Synchronous writes of pre-framed messages, with the socket's flow control."""
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self._protocol = protocol
+
+    @property
+    def _gone(self) -> bool:
+        protocol = self._protocol
+        return protocol.disconnected or protocol.close_sent or protocol.transport.is_closing()
+
+    @property
+    def writable(self) -> bool:
+        """Below the high-water mark: the transport has not asked its protocol to pause."""
+        return self._protocol.writable.is_set()
+
+    def write(self, message: bytes) -> None:
+        if self._gone:
+            raise TransportClosed
+        self._protocol.transport.write(message)
+
+    async def wait_writable(self) -> None:
+        await self._protocol.writable.wait()  # also set when the connection is lost
+        if self._gone:
+            raise TransportClosed
+
+    def abort(self) -> None:
+        self._protocol.transport.abort()
+
+
+class SwitchboardWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websocket protocol, offering the app a DirectWriter in the ASGI scope.
+
+    Only without per-message compression: a compressed socket needs each message compressed
+    with its own context, so there is no one framing to share.
+    """
+
+    async def run_asgi(self) -> None:
+        if not self.conn.extensions:
+            self.scope["extensions"][DIRECT_WRITE] = DirectWriter(self)  # type: ignore[index]
+        await super().run_asgi()
