@@ -35,7 +35,8 @@ from typing import Any, Protocol
 
 import aiohttp
 import psutil
-from websockets.asyncio.client import ClientConnection, connect
+
+from bench import wsclient
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -189,16 +190,24 @@ async def at_fixed_rate(
 # --- websocket client fleets ---------------------------------------------------------------
 
 
+class MessageSocket(Protocol):
+    """What a handshake gets to talk through (`bench.wsclient.RawClient`)."""
+
+    async def recv(self) -> str | bytes: ...
+
+    async def send(self, message: str | bytes) -> None: ...
+
+
 class ClientAdapter(Protocol):
     """How one kind of server is spoken to. Must be picklable (it goes to worker processes)."""
 
     def url(self, index: int) -> str: ...
 
-    def connect_options(self, index: int) -> dict[str, Any]:
-        """Extra keyword arguments for `websockets.asyncio.client.connect`."""
+    def headers(self, index: int) -> dict[str, str]:
+        """Extra headers of the upgrade request (subprotocol, credentials)."""
         ...
 
-    async def handshake(self, ws: ClientConnection, index: int) -> None:
+    async def handshake(self, ws: MessageSocket, index: int) -> None:
         """Authenticate/subscribe; return once the server confirmed the subscription."""
         ...
 
@@ -241,7 +250,7 @@ async def _client(
     adapter: ClientAdapter, index: int, probe: bool, report: WorkerReport, ready: asyncio.Event
 ) -> None:
     try:
-        ws = await connect(adapter.url(index), **adapter.connect_options(index))
+        ws = await wsclient.connect(adapter.url(index), adapter.headers(index))
     except Exception as exc:
         report.errors.append(f"connect {index}: {exc!r}")
         ready.set()
@@ -253,7 +262,8 @@ async def _client(
         is_event = adapter.is_event
         control_reply = adapter.control_reply
         receipts = report.probe_receipts
-        async for message in ws:
+
+        def on_message(message: str | bytes) -> None:
             if is_event(message):
                 now = time.monotonic()
                 report.frames += 1
@@ -266,15 +276,17 @@ async def _client(
             else:
                 reply = control_reply(message)
                 if reply is not None:
-                    await ws.send(reply)
+                    ws.send_nowait(reply)
+
+        ws.on_message(on_message)
+        await ws.closed.wait()
     except asyncio.CancelledError:
         raise
     except Exception as exc:
         report.errors.append(f"client {index}: {exc!r}")
     finally:
         ready.set()
-        with contextlib.suppress(Exception):
-            await ws.close()
+        ws.close()
 
 
 async def _worker_main(

@@ -23,15 +23,14 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from websockets.asyncio.client import ClientConnection
 
 from bench.common import (
     FanoutResult,
+    MessageSocket,
     free_port,
     http_session,
     machine_line,
@@ -58,10 +57,10 @@ class EngineIOClient:
         port = self.ports[index % len(self.ports)]
         return f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
 
-    def connect_options(self, index: int) -> dict[str, Any]:
-        return {"compression": None, "ping_interval": None, "max_size": None, "open_timeout": 60}
+    def headers(self, index: int) -> dict[str, str]:
+        return {}
 
-    async def handshake(self, ws: ClientConnection, index: int) -> None:
+    async def handshake(self, ws: MessageSocket, index: int) -> None:
         opening = await ws.recv()
         if not str(opening).startswith("0"):
             raise RuntimeError(f"not an Engine.IO open packet: {opening!r}")
@@ -70,7 +69,7 @@ class EngineIOClient:
         await ws.send("421" + json.dumps(["join", self.room]))  # event with ack id 1
         await self._until(ws, "431")
 
-    async def _until(self, ws: ClientConnection, prefix: str) -> None:
+    async def _until(self, ws: MessageSocket, prefix: str) -> None:
         while True:
             message = await ws.recv()
             if isinstance(message, str) and message.startswith(prefix):

@@ -23,11 +23,11 @@ import aiohttp
 import asyncpg
 import msgpack
 from twilio.request_validator import RequestValidator
-from websockets.asyncio.client import ClientConnection
 
 from bench.common import (
     REPO,
     FanoutResult,
+    MessageSocket,
     ServedProcess,
     free_port,
     http_session,
@@ -304,17 +304,10 @@ class SwitchboardClient:
     def url(self, index: int) -> str:
         return f"ws://127.0.0.1:{self.ports[index % len(self.ports)]}/ws"
 
-    def connect_options(self, index: int) -> dict[str, Any]:
-        return {
-            "subprotocols": ["msgpack"],
-            "additional_headers": {"Authorization": f"Bearer {self.token}"},
-            "compression": None,
-            "ping_interval": None,
-            "max_size": None,
-            "open_timeout": 120,
-        }
+    def headers(self, index: int) -> dict[str, str]:
+        return {"Sec-WebSocket-Protocol": "msgpack", "Authorization": f"Bearer {self.token}"}
 
-    async def handshake(self, ws: ClientConnection, index: int) -> None:
+    async def handshake(self, ws: MessageSocket, index: int) -> None:
         if not self.subscribe:
             return
         await ws.send(msgpack.packb({"op": "subscribe", "channel": self.channel}))

@@ -1,7 +1,9 @@
 """One client socket: its subscriptions, and a bounded send queue for when the socket is full.
 
 Fan-out writes an already-framed message straight into the socket's buffer (no task, no await
-per recipient). Only while the socket's buffer is past its high-water mark (the client reads
+per recipient), corked: what a socket gets in one turn of the event loop (the events of one
+transaction, or of several published together) goes out in one write, one system call. Only
+while the socket's buffer is past its high-water mark (the client reads
 slower than events come) do frames wait in the connection's own queue, which one writer task
 drains as the client catches up. Past the queue's bound the connection is closed with 4008
 and a reason telling it to resume with `since`, so it neither grows memory nor delays anyone
@@ -35,6 +37,23 @@ class SendLimits:
     close_timeout: float = 5.0
 
 
+class Corker:
+    """The connections written to in this turn of the event loop, each flushed once at its end."""
+
+    def __init__(self) -> None:
+        self._corked: list[Connection] = []
+
+    def add(self, connection: Connection) -> None:
+        if not self._corked:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._corked.append(connection)
+
+    def _flush(self) -> None:
+        corked, self._corked = self._corked, []
+        for connection in corked:
+            connection.flush()
+
+
 @dataclass(eq=False, slots=True)
 class Subscription:
     """A connection's interest in one channel, and the last seq sent on it."""
@@ -54,6 +73,7 @@ class Connection:
     principal: Principal
     transport: Transport
     encoding: str
+    corker: Corker
     limits: SendLimits = field(default_factory=SendLimits)
     subs: dict[str, Subscription] = field(default_factory=dict)
     # Bumped whenever this user's access is re-checked, so an authorization that raced a
@@ -65,6 +85,7 @@ class Connection:
     bad_frames: int = 0
 
     def __post_init__(self) -> None:
+        self._corked: list[bytes] = []
         self._queue: deque[tuple[str | None, bytes]] = deque()
         self._queued_bytes = 0
         self._wakeup = asyncio.Event()
@@ -87,10 +108,9 @@ class Connection:
             return
         data = frame.wire(self.encoding)
         if not self._queue and self.transport.writable:
-            try:
-                self.transport.write(data)
-            except TransportClosed:
-                self.abandon()
+            if not self._corked:
+                self.corker.add(self)
+            self._corked.append(data)
             return
         self._queue.append((channel, data))
         self._queued_bytes += len(data)
@@ -101,6 +121,17 @@ class Connection:
         if not self.has_room:
             self._drained.clear()
         self._wakeup.set()
+
+    def flush(self) -> None:
+        """Write what this turn of the event loop corked, in one write."""
+        if not self._corked:
+            return
+        corked = self._corked
+        self._corked = []
+        try:
+            self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
+        except TransportClosed:
+            self.abandon()
 
     def purge(self, channel: str) -> None:
         """Take back the frames of `channel` not yet written to the socket."""
@@ -121,6 +152,7 @@ class Connection:
         self._wakeup.set()
 
     def _drop_queue(self) -> None:
+        self._corked.clear()
         self._queue.clear()
         self._queued_bytes = 0
 
@@ -170,6 +202,7 @@ class Connection:
                             break
                     self._write_queued()
             assert self._close is not None
+            self.flush()
             code, reason = self._close
             # Waiting for the close is bounded, the close itself is not cut short: a transport
             # cancelled mid-close can stay half-closed for good. A close frame still stuck
@@ -187,7 +220,8 @@ class Connection:
             self.abandon()
 
     def _write_queued(self) -> None:
-        """Move queued frames into the socket while it is writable."""
+        """Move queued frames into the socket (after what is corked) while it is writable."""
+        self.flush()
         queue = self._queue
         while queue and self.transport.writable:
             _, data = queue.popleft()

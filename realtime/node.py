@@ -20,7 +20,7 @@ import msgpack
 
 from realtime import protocol
 from realtime.broker import Broker, MemoryBroker
-from realtime.connection import Connection, SendLimits, Subscription
+from realtime.connection import Connection, Corker, SendLimits, Subscription
 from realtime.ephemeral import PresenceTracker, TypingTracker
 from realtime.ports import Envelope, History, Policy, Principal, Transport, TransportClosed
 from realtime.presence import MemoryPresence, PresenceStore, RedisPresence
@@ -75,6 +75,7 @@ class Node:
         self._typing = TypingTracker(self.options.typing_ttl, self._publish_ephemeral)
         self._presence = PresenceTracker(self._presence_store, self._publish_ephemeral)
         self._connections: dict[str, Connection] = {}
+        self._corker = Corker()
         self._by_user: dict[int, set[Connection]] = {}
         self._ids = itertools.count(1)
         self._loops: list[asyncio.Task[None]] = []
@@ -198,7 +199,12 @@ class Node:
     async def serve(self, transport: Transport, principal: Principal, encoding: str) -> None:
         """Run one accepted socket until it closes."""
         connection = Connection(
-            f"{self.id}.{next(self._ids)}", principal, transport, encoding, self.options.send
+            f"{self.id}.{next(self._ids)}",
+            principal,
+            transport,
+            encoding,
+            self._corker,
+            self.options.send,
         )
         self._connections[connection.key] = connection
         self._by_user.setdefault(principal.user_id, set()).add(connection)
