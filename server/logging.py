@@ -203,7 +203,7 @@ def setup_logging(
         logger.handlers.clear()
         logger.propagate = True
     # Libraries that log request details at INFO stay quiet unless asked.
-    for name in ("twilio.http_client", "httpx", "httpcore", "aiosqlite", "asyncio"):
+    for name in ("twilio", "httpx", "httpcore", "aiosqlite", "asyncio"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     return handler
 

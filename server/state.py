@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -51,6 +53,12 @@ class AppState:
         else:
             self.read_engine = self.engine
         self.read_sessionmaker = make_sessionmaker(self.read_engine)
+        # SQLite's one writer: this process's write transactions take turns here, first come
+        # first served. Left to SQLite they would poll its lock, sleeping up to 100 ms between
+        # tries, and a burst of webhooks would mostly wait in those sleeps.
+        self._write_turn: asyncio.Lock | contextlib.nullcontext[None] = (
+            asyncio.Lock() if is_sqlite(settings.database_url) else contextlib.nullcontext()
+        )
         self.publisher: EventPublisher | None = None
 
     @asynccontextmanager
@@ -60,7 +68,7 @@ class AppState:
         After the commit the events are handed to the publisher; if that fails the events are
         still in the outbox, and subscribers catch up from it (pub/sub only carries the news).
         """
-        async with self.sessionmaker() as session:
+        async with self._write_turn, self.sessionmaker() as session:
             try:
                 async with session.begin():
                     yield session

@@ -21,20 +21,20 @@ DIRECT_WRITE = "switchboard.direct_write"
 
 
 class DirectWriter:
-    """Synchronous writes of pre-framed messages, with the socket's flow control."""
+    """Synchronous writes of pre-framed messages, with the socket's flow control.
+
+    `writable` is a plain attribute the protocol keeps current (fan-out reads it once per
+    socket per event): False from the transport's pause_writing to its resume_writing.
+    """
 
     def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
         self._protocol = protocol
+        self.writable = protocol.writable.is_set()
 
     @property
     def _gone(self) -> bool:
         protocol = self._protocol
         return protocol.disconnected or protocol.close_sent or protocol.transport.is_closing()
-
-    @property
-    def writable(self) -> bool:
-        """Below the high-water mark: the transport has not asked its protocol to pause."""
-        return self._protocol.writable.is_set()
 
     def write(self, message: bytes) -> None:
         if self._gone:
@@ -57,7 +57,25 @@ class SwitchboardWebSocketProtocol(WebSocketsSansIOProtocol):
     with its own context, so there is no one framing to share.
     """
 
+    direct: DirectWriter | None = None
+
     async def run_asgi(self) -> None:
         if not self.conn.extensions:
-            self.scope["extensions"][DIRECT_WRITE] = DirectWriter(self)  # type: ignore[index]
+            self.direct = DirectWriter(self)
+            self.scope["extensions"][DIRECT_WRITE] = self.direct  # type: ignore[index]
         await super().run_asgi()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.direct is not None:
+            self.direct.writable = False
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.direct is not None:
+            self.direct.writable = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.direct is not None:
+            self.direct.writable = True  # writes now fail fast with TransportClosed

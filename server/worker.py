@@ -23,7 +23,7 @@ from sqlalchemy import or_, select
 from server import live
 from server.mailer import Mailer, make_mailer
 from server.services import campaign_sender as sending
-from server.services import campaign_stats, notifications
+from server.services import campaign_stats, notifications, outbound
 from server.services.campaign_sender import SendOptions
 from server.services.notifications import NotifyOptions
 from server.settings import Settings
@@ -153,6 +153,9 @@ class Worker:
         if loop_time - self.last_recovery >= options.send.stale_after_seconds / 4:
             self.last_recovery = loop_time
             await sending.recover_stale(self.state, options.send)
+            await outbound.settle_stale_quick_sends(
+                self.state, timedelta(seconds=options.send.stale_after_seconds)
+            )
         await sending.promote_scheduled(self.state)
         pause = options.poll_seconds
         for campaign_id in await sending.active_campaign_ids(self.state):
@@ -268,8 +271,6 @@ async def stop(state: AppState) -> None:
 
 async def run_forever(settings: Settings) -> None:
     """The `switchboard worker` process: runs until SIGTERM or SIGINT, then stops cleanly."""
-    # The twilio library logs every request at INFO: a dozen lines per message of a blast.
-    logging.getLogger("twilio").setLevel(logging.WARNING)
     state = AppState(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,32 +40,43 @@ def discard_pending(session: AsyncSession) -> None:
 
 
 async def write_pending(session: AsyncSession) -> list[Event]:
-    """Assign seqs to the queued events and insert them; call right before commit."""
+    """Assign seqs to the queued events and insert them; call right before commit.
+
+    The events are inserted in one statement (executemany) and returned unattached to the
+    session, in the order the service emitted them, which is the order to publish them in.
+    """
     pending: list[PendingEvent] = session.info.pop(_PENDING_KEY, [])
     if not pending:
         return []
     by_channel: dict[str, list[int]] = {}
     for index, item in enumerate(pending):
         by_channel.setdefault(item.channel, []).append(index)
+    now = utcnow()
     written: list[Event | None] = [None] * len(pending)
     for channel in sorted(by_channel):
         indexes = by_channel[channel]
         first = await _reserve(session, channel, len(indexes)) - len(indexes) + 1
         for offset, index in enumerate(indexes):
             item = pending[index]
-            event = Event(channel=channel, seq=first + offset, type=item.type, data=item.data)
-            session.add(event)
-            written[index] = event
-    await session.flush()
-    # Returned in the order the service emitted them, which is the order to publish them in.
-    return [event for event in written if event is not None]
+            written[index] = Event(
+                channel=channel, seq=first + offset, type=item.type, data=item.data, created_at=now
+            )
+    events = [event for event in written if event is not None]
+    await session.execute(
+        insert(Event.__table__),
+        [
+            {"channel": e.channel, "seq": e.seq, "type": e.type, "data": e.data, "created_at": now}
+            for e in events
+        ],
+    )
+    return events
 
 
 async def _reserve(session: AsyncSession, channel: str, count: int) -> int:
     """Bump the channel's counter by `count` and return the new last seq."""
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(ChannelSequence).values(channel=channel, seq=count)
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = upsert(ChannelSequence).values(channel=channel, seq=count)
     stmt = stmt.on_conflict_do_update(
         index_elements=[ChannelSequence.channel],
         set_={"seq": ChannelSequence.seq + count},

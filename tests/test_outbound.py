@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from server.serializers import message_json
+from server.services.outbound import STALE_DETAIL, settle_stale_quick_sends
 from store.models import (
     Contact,
     Conversation,
@@ -381,3 +383,48 @@ async def test_a_bad_request_body_is_a_clear_error(twilio: TwilioEnv) -> None:
     assert (not_json.status_code, not_json.json()["error"]) == (400, "bad_request")
     assert (no_inbox.status_code, no_inbox.json()["error"]) == (422, "invalid")
     assert unknown_inbox.status_code == 404
+
+
+async def test_a_quick_send_left_sending_by_a_dead_process_becomes_unknown(
+    twilio: TwilioEnv,
+) -> None:
+    """A process that dies between storing a quick message and storing Twilio's answer leaves
+    it `sending` with no sid; the worker's sweep settles it as `unknown` (never sends it
+    again), announced on the inbox, and leaves alone what is still within the send window."""
+    server, http, world, _standin = twilio
+    conversation_id = await thread_with(server, http, world.n2)
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    async with server.state.transaction() as session:
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None
+        rows = {}
+        for name, tag, created_at in [
+            ("stale", "quick", long_ago),
+            ("in_flight", "quick", datetime.now(UTC)),
+            ("campaign", "campaign", long_ago),  # the campaign sweep's business
+        ]:
+            rows[name] = Message(
+                conversation_id=conversation_id,
+                direction="outbound",
+                tag=tag,
+                body=name,
+                status="sending",
+                from_number=world.n2,
+                to_number=STUDENT,
+                created_at=created_at,
+            )
+            session.add(rows[name])
+    ids = {name: row.id for name, row in rows.items()}
+
+    assert await settle_stale_quick_sends(server.state, timedelta(seconds=60)) == 1
+
+    statuses = {
+        m.body: (m.status, m.error_message) for m in await messages(server.state, tag="quick")
+    }
+    assert statuses["stale"] == ("unknown", STALE_DETAIL)
+    assert statuses["in_flight"] == ("sending", None)
+    [campaign] = await messages(server.state, id=ids["campaign"])
+    assert campaign.status == "sending"
+    announced = await events(server.state, f"inbox:{conversation.inbox_id}", "message.status")
+    assert [(e.data["id"], e.data["status"]) for e in announced] == [(ids["stale"], "unknown")]
+    assert await settle_stale_quick_sends(server.state, timedelta(seconds=60)) == 0

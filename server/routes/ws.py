@@ -29,6 +29,9 @@ class _Socket:
     def __init__(self, websocket: WebSocket, writer: DirectWriter) -> None:
         self._websocket = websocket
         self._writer = writer
+        self.write = writer.write
+        self.wait_writable = writer.wait_writable
+        self.abort = writer.abort
 
     async def receive(self) -> bytes | str | None:
         try:
@@ -46,20 +49,11 @@ class _Socket:
     def writable(self) -> bool:
         return self._writer.writable
 
-    def write(self, message: bytes) -> None:
-        self._writer.write(message)
-
-    async def wait_writable(self) -> None:
-        await self._writer.wait_writable()
-
     async def close(self, code: int, reason: str) -> None:
         try:
             await self._websocket.close(code, reason)
         except (OSError, RuntimeError, WebSocketDisconnect) as exc:
             raise TransportClosed from exc
-
-    def abort(self) -> None:
-        self._writer.abort()
 
 
 def _origin(url: str) -> tuple[str, str, int | None] | None:

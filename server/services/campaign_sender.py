@@ -41,7 +41,7 @@ from server.services.conversations import (
 from server.services.group_commit import GroupCommit
 from server.services.merge_fields import MissingMergeField, render
 from server.services.optout import is_opted_out
-from server.services.outbound import _hand_over as hand_over
+from server.services.outbound import hand_over
 from server.services.routing import unrouted_inbox
 from server.services.segments import segment_count
 from server.state import AppState

@@ -18,6 +18,10 @@ async def find_or_create_contact(session: AsyncSession, phone: str) -> Contact:
     `ON CONFLICT DO NOTHING`, which waits for the other transaction and then finds its row.
     """
     number = to_e164(phone)
+    # Most texts come from people already known: one lookup, no write.
+    found = await session.scalar(select(Contact).where(Contact.phone == number))
+    if found is not None:
+        return found
     now = utcnow()
     stmt = (
         sql.insert(session, Contact)
@@ -33,5 +37,5 @@ async def find_or_create_contact(session: AsyncSession, phone: str) -> Contact:
         .on_conflict_do_nothing(index_elements=[Contact.phone])
     )
     await session.execute(stmt)
-    found = await session.execute(select(Contact).where(Contact.phone == number))
-    return found.scalar_one()
+    created = await session.execute(select(Contact).where(Contact.phone == number))
+    return created.scalar_one()

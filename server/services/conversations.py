@@ -15,18 +15,19 @@ async def get_or_create_conversation(
     session: AsyncSession, inbox_id: int, contact_id: int
 ) -> Conversation:
     """The conversation of `contact_id` in `inbox_id`, created if new (race-safe upsert)."""
+    existing = select(Conversation).where(
+        Conversation.inbox_id == inbox_id, Conversation.contact_id == contact_id
+    )
+    found = await session.scalar(existing)
+    if found is not None:
+        return found
     stmt = (
         sql.insert(session, Conversation)
         .values(inbox_id=inbox_id, contact_id=contact_id, last_message_at=utcnow())
         .on_conflict_do_nothing(index_elements=[Conversation.inbox_id, Conversation.contact_id])
     )
     await session.execute(stmt)
-    found = await session.execute(
-        select(Conversation).where(
-            Conversation.inbox_id == inbox_id, Conversation.contact_id == contact_id
-        )
-    )
-    return found.scalar_one()
+    return (await session.execute(existing)).scalar_one()
 
 
 async def lock_conversation(session: AsyncSession, conversation_id: int) -> Conversation | None:

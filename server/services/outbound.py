@@ -12,19 +12,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import ApiError, invalid, not_found
 from server.services import status as statuses
-from server.services.conversations import get_or_create_conversation, record_message
+from server.services.conversations import (
+    announce_status,
+    get_or_create_conversation,
+    record_message,
+)
 from server.services.optout import is_opted_out
 from server.services.segments import segment_count
 from server.state import AppState
 from server.twilio.gateway import Gateway, SendResult
 from server.twilio.setup import gateway_of
-from store.models import Contact, Conversation, Inbox, Message, PhoneNumber
+from store.models import Contact, Conversation, Inbox, Message, PhoneNumber, utcnow
 
 log = logging.getLogger("switchboard.outbound")
 
@@ -126,10 +131,10 @@ async def _send(
         )
         await record_message(session, conversation, message)
     # Once recorded, the message must reach its outcome even if our caller goes away.
-    return await asyncio.shield(_hand_over(state, gateway, message, service_sid))
+    return await asyncio.shield(hand_over(state, gateway, message, service_sid))
 
 
-async def _hand_over(
+async def hand_over(
     state: AppState, gateway: Gateway, message: Message, service_sid: str | None
 ) -> Message:
     result = await gateway.send(
@@ -152,6 +157,42 @@ async def _hand_over(
     if message.twilio_sid is not None:
         await statuses.settle_pending(state, message.twilio_sid)
     return message
+
+
+STALE_DETAIL = (
+    "the server sending this message stopped before Twilio's answer was stored; "
+    "it was not sent again"
+)
+
+
+async def settle_stale_quick_sends(state: AppState, older_than: timedelta) -> int:
+    """Quick messages left `sending` by a process that died before Twilio's answer was stored
+    (no sid, older than `older_than`, which is far past the gateway's timeout) become
+    `unknown`, announced like any status, so nobody waits on them. They are never sent again:
+    Twilio may have taken them. Returns how many were settled."""
+    cutoff = utcnow() - older_than
+    async with state.transaction() as session:
+        stale = (
+            await session.execute(
+                select(Message, Conversation.inbox_id)
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(
+                    Message.tag == "quick",
+                    Message.status == "sending",
+                    Message.twilio_sid.is_(None),
+                    Message.created_at < cutoff,
+                )
+                .with_for_update(of=Message)
+            )
+        ).all()
+        for message, _inbox_id in stale:
+            message.status = "unknown"
+            message.error_message = STALE_DETAIL
+            log.warning("message %s was left sending by a dead process: unknown", message.id)
+        await session.flush()
+        for message, inbox_id in stale:
+            announce_status(session, inbox_id, message)
+    return len(stale)
 
 
 async def _store_result(state: AppState, message_id: int, result: SendResult) -> Message:

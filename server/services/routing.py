@@ -49,13 +49,17 @@ async def route_inbound(
     A number we do not know can still name its service through the webhook's
     MessagingServiceSid, which is what opt-out keywords then apply to.
     """
-    number = await session.scalar(select(PhoneNumber).where(PhoneNumber.number == to_number))
+    found = (
+        await session.execute(
+            select(PhoneNumber, Inbox)
+            .outerjoin(Inbox, Inbox.id == PhoneNumber.inbox_id)
+            .where(PhoneNumber.number == to_number)
+        )
+    ).first()
+    number, inbox = found if found is not None else (None, None)
     service_id = number.messaging_service_id if number is not None else None
     if service_id is None and messaging_service_sid:
         service_id = await session.scalar(
             select(MessagingService.id).where(MessagingService.sid == messaging_service_sid)
         )
-    inbox = None
-    if number is not None and number.inbox_id is not None:
-        inbox = await session.get(Inbox, number.inbox_id)
     return Route(inbox or await unrouted_inbox(session), number, service_id)
