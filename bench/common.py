@@ -77,6 +77,49 @@ def bench_parser(doc: str | None, databases: str) -> argparse.ArgumentParser:
 # --- statistics --------------------------------------------------------------------------
 
 
+def fanout_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options of a fan-out run (bench/fanout.py, bench/peer_socketio.py)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument(
+        "--rates",
+        default="20,40,80",
+        help="events per second, comma-separated; frames/s equals the offered load "
+        "(clients x rate) while the server keeps up, and plateaus at its capacity",
+    )
+    parser.add_argument("--probes", type=int, default=50, help="clients that time each frame")
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--processes", default="1,2", help="server process counts to run")
+    parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
+    return parser
+
+
+def parse_fanout_args(
+    parser: argparse.ArgumentParser, argv: list[str] | None
+) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.clients, args.events, args.rates, args.probes, args.client_processes = (
+            20,
+            20,
+            "50",
+            5,
+            1,
+        )
+    return args
+
+
+def runs(args: argparse.Namespace) -> list[tuple[float, int]]:
+    """(rate, process count) of every configuration asked for."""
+    return [
+        (float(rate), int(processes))
+        for rate in args.rates.split(",")
+        for processes in args.processes.split(",")
+    ]
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     """The p-th percentile (nearest rank) of `values`; NaN when there are none."""
     if not values:

@@ -7,10 +7,11 @@ round-robin over both, as a load balancer would send them; clients split over bo
 Clients speak Engine.IO v4 over a raw websocket (what socket.io clients do after the upgrade),
 so the client side costs the same as Switchboard's.
 
-    python -m bench.peer_socketio                  # full run (the lead's quiet machine)
+    python -m bench.peer_socketio                  # full run
     python -m bench.peer_socketio --smoke          # seconds, for CI
 
-`run_peer()` is what `bench/fanout.py` calls to print the peer beside Switchboard.
+`run_peer()` is what `bench/fanout.py` calls to print the peer beside Switchboard (the way
+to compare the two); this script runs the peer alone.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from bench.common import (
     FanoutResult,
     MessageSocket,
+    fanout_parser,
     free_port,
     http_session,
     machine_line,
     measure_fanout,
-    print_comparison,
+    parse_fanout_args,
     print_fanout,
+    runs,
     spawn,
     wait_healthy,
 )
@@ -150,87 +153,27 @@ async def run_peer(
             server.stop()
 
 
-def add_fanout_arguments(parser: argparse.ArgumentParser) -> None:
-    """The fan-out options shared with bench/fanout.py."""
-    parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--events", type=int, default=200)
-    parser.add_argument(
-        "--rates",
-        default="50,200",
-        help="events per second, comma-separated; frames/s equals the offered load "
-        "(clients x rate) while the server keeps up, and plateaus at its capacity",
-    )
-    parser.add_argument("--probes", type=int, default=50, help="clients that time each frame")
-    parser.add_argument("--client-processes", type=int, default=2)
-    parser.add_argument("--processes", default="1,2", help="server process counts to run")
-    parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
-    parser.add_argument(
-        "--versus-switchboard",
-        action="store_true",
-        help="also run Switchboard the same way, and print both side by side with the ratio",
-    )
-    parser.add_argument("--database", default="postgres", help="Switchboard's: postgres|sqlite")
-
-
-def smoke_defaults(args: argparse.Namespace) -> None:
-    if args.smoke:
-        args.clients, args.events, args.rates, args.probes, args.client_processes = (
-            20,
-            20,
-            "50",
-            5,
-            1,
+async def main_async(args: argparse.Namespace) -> list[FanoutResult]:
+    return [
+        await run_peer(
+            processes,
+            args.clients,
+            args.events,
+            rate,
+            probes=args.probes,
+            client_processes=args.client_processes,
+            redis_url=args.redis,
         )
-
-
-async def main_async(
-    args: argparse.Namespace,
-) -> tuple[list[FanoutResult], list[FanoutResult]]:
-    """(the peer's results, Switchboard's when asked) for every rate and process count."""
-    peer: list[FanoutResult] = []
-    ours: list[FanoutResult] = []
-    for rate in (float(r) for r in args.rates.split(",")):
-        for processes in (int(p) for p in args.processes.split(",")):
-            options = {
-                "probes": args.probes,
-                "client_processes": args.client_processes,
-                "redis_url": args.redis,
-            }
-            peer.append(await run_peer(processes, args.clients, args.events, rate, **options))
-            if args.versus_switchboard:
-                from bench.switchboard import run_switchboard_fanout
-
-                ours.append(
-                    await run_switchboard_fanout(
-                        processes,
-                        args.clients,
-                        args.events,
-                        rate,
-                        database=args.database,
-                        **options,
-                    )
-                )
-    return peer, ours
+        for rate, processes in runs(args)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    add_fanout_arguments(parser)
-    args = parser.parse_args(argv)
-    smoke_defaults(args)
+    args = parse_fanout_args(fanout_parser(__doc__), argv)
     print(f"machine: {machine_line()}")
-    peer, ours = asyncio.run(main_async(args))
+    peer = asyncio.run(main_async(args))
     print_fanout(f"fan-out on {SYSTEM} (AsyncServer + AsyncRedisManager)", peer)
-    if ours:
-        print_fanout(f"fan-out on Switchboard ({args.database})", ours)
-        for rate in sorted({r.rate for r in ours}):
-            print_comparison(
-                [r for r in ours if r.rate == rate], [r for r in peer if r.rate == rate]
-            )
-    return 0 if all(r.complete for r in peer + ours) else 1
+    return 0 if all(r.complete for r in peer) else 1
 
 
 if __name__ == "__main__":

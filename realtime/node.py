@@ -75,7 +75,7 @@ class Node:
         self._typing = TypingTracker(self.options.typing_ttl, self._publish_ephemeral)
         self._presence = PresenceTracker(self._presence_store, self._publish_ephemeral)
         self._connections: dict[str, Connection] = {}
-        self._corker = Corker(self.options.send.flush_interval)
+        self._corker = Corker(self.options.send.flush_share)
         self._by_user: dict[int, set[Connection]] = {}
         self._ids = itertools.count(1)
         self._loops: list[asyncio.Task[None]] = []

@@ -52,10 +52,12 @@ async def write_pending(session: AsyncSession) -> list[Event]:
     for index, item in enumerate(pending):
         by_channel.setdefault(item.channel, []).append(index)
     now = utcnow()
+    channels = sorted(by_channel)
+    lasts = await _reserve(session, {channel: len(by_channel[channel]) for channel in channels})
     written: list[Event | None] = [None] * len(pending)
-    for channel in sorted(by_channel):
+    for channel in channels:
         indexes = by_channel[channel]
-        first = await _reserve(session, channel, len(indexes)) - len(indexes) + 1
+        first = lasts[channel] - len(indexes) + 1
         for offset, index in enumerate(indexes):
             item = pending[index]
             written[index] = Event(
@@ -72,16 +74,19 @@ async def write_pending(session: AsyncSession) -> list[Event]:
     return events
 
 
-async def _reserve(session: AsyncSession, channel: str, count: int) -> int:
-    """Bump the channel's counter by `count` and return the new last seq."""
+async def _reserve(session: AsyncSession, counts: dict[str, int]) -> dict[str, int]:
+    """Bump each channel's counter by its count (one upsert, rows in the given order, which
+    is the order their locks are taken in) and return each new last seq."""
     dialect = session.get_bind().dialect.name
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = upsert(ChannelSequence).values(channel=channel, seq=count)
+    stmt = upsert(ChannelSequence).values(
+        [{"channel": channel, "seq": count} for channel, count in counts.items()]
+    )
     stmt = stmt.on_conflict_do_update(
         index_elements=[ChannelSequence.channel],
-        set_={"seq": ChannelSequence.seq + count},
-    ).returning(ChannelSequence.seq)
-    return int((await session.execute(stmt)).scalar_one())
+        set_={"seq": ChannelSequence.seq + stmt.excluded.seq},
+    ).returning(ChannelSequence.channel, ChannelSequence.seq)
+    return {channel: int(seq) for channel, seq in await session.execute(stmt)}
 
 
 async def read_since(

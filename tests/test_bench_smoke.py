@@ -18,17 +18,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 # script -> (extra arguments, lines its output must contain)
 BENCHES: dict[str, tuple[list[str], list[str]]] = {
-    "peer_socketio": (
-        ["--versus-switchboard"],
+    "fanout": (
+        [],
         ["| python-socketio ", "| switchboard ", "switchboard vs python-socketio"],
     ),
+    "peer_socketio": ([], ["| python-socketio "]),
     "ingest": ([], ["| database ", "| sqlite ", "| postgres "]),
     "connections": ([], ["| database ", "| sqlite "]),
     "replay": ([], ["| database ", "| sqlite "]),
     "campaign": ([], ["Campaigns: enqueue and dispatch", "| dispatch: 2 worker processes "]),
 }
-if (REPO / "bench" / "fanout.py").exists():
-    BENCHES["fanout"] = ([], ["clients"])
 
 
 @pytest.mark.parametrize("name", sorted(BENCHES))

@@ -10,16 +10,24 @@ from server.services import sql
 from store import outbox
 from store.models import Conversation, Message, utcnow
 
+# Conversations whose row this transaction has locked (and read fresh).
+_LOCKED_KEY = "conversations.locked"
+
 
 async def get_or_create_conversation(
     session: AsyncSession, inbox_id: int, contact_id: int
 ) -> Conversation:
-    """The conversation of `contact_id` in `inbox_id`, created if new (race-safe upsert)."""
-    existing = select(Conversation).where(
-        Conversation.inbox_id == inbox_id, Conversation.contact_id == contact_id
+    """The conversation of `contact_id` in `inbox_id`, created if new (race-safe upsert),
+    its row locked like `lock_conversation` (messages are recorded into it next)."""
+    existing = (
+        select(Conversation)
+        .where(Conversation.inbox_id == inbox_id, Conversation.contact_id == contact_id)
+        .with_for_update(of=Conversation)
+        .execution_options(populate_existing=True)
     )
     found = await session.scalar(existing)
     if found is not None:
+        _note_locked(session, found)
         return found
     stmt = (
         sql.insert(session, Conversation)
@@ -27,7 +35,9 @@ async def get_or_create_conversation(
         .on_conflict_do_nothing(index_elements=[Conversation.inbox_id, Conversation.contact_id])
     )
     await session.execute(stmt)
-    return (await session.execute(existing)).scalar_one()
+    created = (await session.execute(existing)).scalar_one()
+    _note_locked(session, created)
+    return created
 
 
 async def lock_conversation(session: AsyncSession, conversation_id: int) -> Conversation | None:
@@ -38,7 +48,18 @@ async def lock_conversation(session: AsyncSession, conversation_id: int) -> Conv
         .with_for_update(of=Conversation)
         .execution_options(populate_existing=True)
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    found = (await session.execute(stmt)).scalar_one_or_none()
+    if found is not None:
+        _note_locked(session, found)
+    return found
+
+
+def _note_locked(session: AsyncSession, conversation: Conversation) -> None:
+    session.info.setdefault(_LOCKED_KEY, set()).add(conversation.id)
+
+
+def _is_locked(session: AsyncSession, conversation: Conversation) -> bool:
+    return conversation.id in session.info.get(_LOCKED_KEY, ())
 
 
 async def record_message(
@@ -52,7 +73,11 @@ async def record_message(
     `message.created` on the inbox and conversation channels and `conversation.updated` on
     the inbox channel. A duplicate `twilio_sid` raises IntegrityError from the flush.
     """
-    locked = await lock_conversation(session, conversation.id)
+    locked = (
+        conversation
+        if _is_locked(session, conversation)
+        else await lock_conversation(session, conversation.id)
+    )
     if locked is None:
         raise LookupError(f"conversation {conversation.id} does not exist")
     message.conversation_id = locked.id
