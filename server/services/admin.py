@@ -20,6 +20,7 @@ from server.queries import routing_warnings
 from server.services import sql
 from server.services.users import create_user as _create_user
 from server.state import AppState, after_commit
+from store import outbox
 from store.models import Inbox, InboxMember, MessagingService, PhoneNumber, User, utcnow
 
 PURPOSES = ("one_to_one", "blast")
@@ -180,7 +181,12 @@ async def add_member(session: AsyncSession, inbox_id: int, user_id: int) -> bool
         .on_conflict_do_nothing()
         .returning(InboxMember.user_id)
     )
-    return (await session.execute(stmt)).first() is not None
+    created = (await session.execute(stmt)).first() is not None
+    if created:
+        # The user's open pages add the inbox to their sidebar and follow it.
+        added = {"id": inbox.id, "name": inbox.name, "is_unrouted": False, "unread_count": 0}
+        outbox.emit(session, f"user:{user_id}", "inbox.added", added)
+    return created
 
 
 async def remove_member(

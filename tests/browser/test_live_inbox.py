@@ -200,6 +200,30 @@ async def test_access_revoked_takes_the_inbox_away_at_once(
     assert "Hello?" not in await ben.content()
 
 
+async def test_being_added_to_an_inbox_shows_it_at_once(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server.base_url) as http:
+        member = f"/api/v1/inboxes/{team.inbox}/members/{team.users['ben']}"
+        assert (await http.delete(member, headers=team.auth())).status_code == 204
+        ben = await sign_in(await contexts.new(), live_server, team.emails["ben"])
+        await live_ready(ben)
+        await expect(ben.locator("[data-nav-empty]")).to_be_visible()
+        await mark_no_reload(ben)
+
+        assert (await http.put(member, headers=team.auth())).status_code == 201
+    sidebar = ben.get_by_role("navigation", name="Main")
+    await expect(sidebar.get_by_role("link", name="Admissions")).to_be_visible(timeout=LIVE)
+    await expect(ben.locator("[data-nav-empty]")).to_be_hidden()
+    # The new inbox is followed live: a text to it shows as unread in the sidebar.
+    await text_in(live_server, MARIA, team.number, "Are you there?")
+    badge = ben.locator(f'[data-nav-inbox="{team.inbox}"] [data-slot="badge"]')
+    await expect(badge).to_contain_text("1", timeout=LIVE)
+    await assert_not_reloaded(ben)
+    await sidebar.get_by_role("link", name="Admissions").click()
+    await expect(ben.get_by_text("Are you there?")).to_be_visible(timeout=LIVE)
+
+
 async def test_long_lists_and_threads_load_more_as_you_scroll(
     contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:

@@ -22,7 +22,7 @@ function inboxIdOf(channel) {
   return channel.startsWith("inbox:") ? Number(channel.slice(6)) : null;
 }
 
-export function initShell({ on }) {
+export function initShell({ on, live }) {
   const toggles = $$('[data-action="toggle-nav"]');
   const scrim = $(".scrim");
   const menuButton = $(".topbar__menu");
@@ -82,6 +82,10 @@ export function initShell({ on }) {
         return;
       }
       if (type === "conversation.read") refreshCounts();
+      if (type === "inbox.added" && addInbox(data)) {
+        live.subscribe(`inbox:${data.id}`);
+        refreshCounts();
+      }
       return;
     }
     const inboxId = inboxIdOf(channel);
@@ -93,6 +97,22 @@ export function initShell({ on }) {
     if (type === "message.created" && data.direction === "inbound") refreshCounts();
     if (type === "resync") refreshCounts();
   });
+}
+
+/** Add an inbox I was just given to the sidebar (once); true if it was not there. */
+function addInbox(inbox) {
+  const list = $("[data-nav-inboxes]");
+  if (!list || list.querySelector(`[data-nav-inbox="${inbox.id}"]`)) return false;
+  const template = $("#nav-inbox-template");
+  const item = template.content.firstElementChild.cloneNode(true);
+  item.dataset.navInbox = String(inbox.id);
+  item.querySelector("a").href = `/inboxes/${inbox.id}`;
+  item.querySelector('[data-slot="label"]').textContent = inbox.name;
+  list.append(item);
+  const empty = $("[data-nav-empty]");
+  if (empty) empty.hidden = true;
+  toast(`You were added to ${inbox.name}`);
+  return true;
 }
 
 function applyCounts(items) {
