@@ -105,7 +105,10 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         ws_per_message_deflate=False,
         # Refuse an oversized frame from its header, before reading it into memory.
         ws_max_size=NodeOptions().max_frame_bytes,
-        proxy_headers=False,
+        # The client's address (which the login limit counts by) and scheme come from
+        # X-Forwarded-* only when the connection is from a proxy named in the settings.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,

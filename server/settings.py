@@ -32,6 +32,9 @@ class Settings:
     redis_prefix: str = "switchboard:"
     # How often live channels are compared with the outbox to recover lost publishes (0: never).
     live_poll_seconds: float = 1.0
+    # Reverse proxies (IPs or networks, comma-separated) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed; empty: none, the peer's address is the client's.
+    trusted_proxies: str = ""
 
     @property
     def simulator(self) -> bool:
@@ -73,6 +76,7 @@ class Settings:
             ),
             redis_prefix=env.get("SWITCHBOARD_REDIS_PREFIX", "switchboard:"),
             live_poll_seconds=float(env.get("SWITCHBOARD_LIVE_POLL_SECONDS", "1.0")),
+            trusted_proxies=env.get("SWITCHBOARD_TRUSTED_PROXIES", "").strip(),
         )
 
 

@@ -260,6 +260,36 @@ async def test_forwarded_for_headers_do_not_reset_the_address_limit(
         assert limited.status_code == 429, limited.text
 
 
+async def test_behind_a_trusted_proxy_each_client_address_has_its_own_limit(
+    settings: Settings,
+) -> None:
+    """With SWITCHBOARD_TRUSTED_PROXIES naming the proxy, the limit counts the address the
+    proxy forwards: one client guessing is stopped, another behind the same proxy is not."""
+    proxied = replace(settings, trusted_proxies="127.0.0.1")
+    state = AppState(proxied)
+    process = start_server_process(proxied)
+    try:
+        async with state.transaction() as session:
+            user = await b.user(session)
+        async with httpx.AsyncClient(base_url=process.base_url, timeout=60) as client:
+
+            async def attempt(address: str, email: str, password: str = "wrong") -> int:
+                response = await client.post(
+                    "/api/v1/auth/login",
+                    json={"email": email, "password": password},
+                    headers={"X-Forwarded-For": address},
+                )
+                return response.status_code
+
+            for n in range(30):
+                assert await attempt("203.0.113.5", f"guess{n}@example.test") == 401
+            assert await attempt("203.0.113.5", user.email, b.PASSWORD) == 429
+            assert await attempt("203.0.113.6", user.email, b.PASSWORD) == 200
+    finally:
+        process.terminate()
+        await state.close()
+
+
 # -- headers and pages ------------------------------------------------------------------------
 
 

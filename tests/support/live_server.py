@@ -95,6 +95,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "SWITCHBOARD_REDIS_PREFIX": settings.redis_prefix,
         "SWITCHBOARD_LIVE_POLL_SECONDS": str(settings.live_poll_seconds),
         "SWITCHBOARD_IN_PROCESS_WORKER": "1" if settings.run_worker_in_process else "0",
+        "SWITCHBOARD_TRUSTED_PROXIES": settings.trusted_proxies,
         "PYTHONPATH": str(REPO),
     }
     for name, value in (
