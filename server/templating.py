@@ -19,9 +19,10 @@ import jinja2
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
+import web
 from server import labels
 
-WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+WEB_DIR = Path(web.__file__).resolve().parent
 TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
 TZ_COOKIE = "sb_tz"
