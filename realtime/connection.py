@@ -100,8 +100,9 @@ class Connection:
     # Bumped whenever this user's access is re-checked, so an authorization that raced a
     # revocation is noticed and redone.
     access_epoch: int = 0
-    # Conversations this socket may type in / view (cached until the next access check).
-    conversations_allowed: set[int] = field(default_factory=set)
+    # The policy's answers for this socket's channels, until the next access check: a socket
+    # that subscribes, types or views again and again costs the policy one question each.
+    decisions: dict[str, bool] = field(default_factory=dict)
     viewing: int | None = None
     bad_frames: int = 0
 

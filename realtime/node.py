@@ -35,6 +35,8 @@ _EPHEMERAL = 2  # [2, channel, type, data, exclude]: typing/presence, no seq
 _ACCESS = 3  # [3, user_id]: re-check that user's live subscriptions
 
 RESTART_REASON = f"server restarting; reconnect and {protocol.RESUME_HINT}"
+# A socket remembers at most this many of the policy's answers (then starts afresh).
+_MAX_DECISIONS = 1000
 
 
 @dataclass(frozen=True)
@@ -359,16 +361,24 @@ class Node:
             return None
 
     async def _authorized(self, connection: Connection, channel: str) -> bool:
+        """The policy's answer, remembered until the socket's access is next re-checked."""
+        known = connection.decisions.get(channel)
+        if known is not None:
+            return known
+        epoch = connection.access_epoch
         try:
             decisions = await self._policy.authorize(connection.principal, [channel])
         except Exception as exc:
             raise _Unavailable(channel) from exc
-        return decisions.get(channel, False)
+        allowed = decisions.get(channel, False)
+        if epoch == connection.access_epoch:
+            if len(connection.decisions) >= _MAX_DECISIONS:
+                connection.decisions.clear()
+            connection.decisions[channel] = allowed
+        return allowed
 
     async def _may_use(self, connection: Connection, conversation: int) -> bool:
-        """May this socket type in / view `conversation`? (cached until access changes)."""
-        if conversation in connection.conversations_allowed:
-            return True
+        """May this socket type in / view `conversation`? (remembered until access changes)."""
         channel = protocol.conversation_channel(conversation)
         while True:
             epoch = connection.access_epoch
@@ -377,9 +387,7 @@ class Node:
                 break
         if not allowed:
             connection.send(protocol.error("forbidden", "you may not see this channel", channel))
-            return False
-        connection.conversations_allowed.add(conversation)
-        return True
+        return allowed
 
     # Access changes ---------------------------------------------------------------------------
 
@@ -397,7 +405,7 @@ class Node:
     async def _recheck(self, connection: Connection) -> None:
         """Cut each subscription (and typing/viewing) the policy no longer allows."""
         connection.access_epoch += 1
-        connection.conversations_allowed.clear()
+        connection.decisions.clear()
         subs = dict(connection.subs)
         viewing = self._presence.viewing(connection.key)
         typing = self._typing.conversations(connection.key)

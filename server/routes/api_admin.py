@@ -182,8 +182,9 @@ async def list_members(request: Request) -> Response:
 async def put_member(request: Request) -> Response:
     await require_admin(request)
     inbox_id, user_id = path_id(request), path_id(request, "user_id")
-    async with app_state(request).transaction() as session:
-        created = await admin.add_member(session, inbox_id, user_id)
+    state = app_state(request)
+    async with state.transaction() as session:
+        created = await admin.add_member(state, session, inbox_id, user_id)
     return answer({"inbox_id": inbox_id, "user_id": user_id}, 201 if created else 200)
 
 

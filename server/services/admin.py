@@ -170,7 +170,7 @@ async def _inbox_and_user(session: AsyncSession, inbox_id: int, user_id: int) ->
     return inbox
 
 
-async def add_member(session: AsyncSession, inbox_id: int, user_id: int) -> bool:
+async def add_member(state: AppState, session: AsyncSession, inbox_id: int, user_id: int) -> bool:
     """Make a user a member of an inbox; True if they were not one already."""
     inbox = await _inbox_and_user(session, inbox_id, user_id)
     if inbox.is_unrouted:
@@ -186,6 +186,8 @@ async def add_member(session: AsyncSession, inbox_id: int, user_id: int) -> bool
         # The user's open pages add the inbox to their sidebar and follow it.
         added = {"id": inbox.id, "name": inbox.name, "is_unrouted": False, "unread_count": 0}
         outbox.emit(session, f"user:{user_id}", "inbox.added", added)
+        # Their sockets forget what they were refused before: the inbox is theirs now.
+        _announce_access_change(state, session, user_id)
     return created
 
 

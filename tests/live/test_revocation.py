@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tests.live.helpers import LiveClient, Team, emit, remove_member
+import pytest
+
+from realtime import Principal
+from server.policy import ChannelPolicy
+from server.services import admin
+from tests.live.helpers import LiveClient, Team, emit, eventually, remove_member
 from tests.support.live_server import LiveServer
 
 
@@ -48,3 +53,37 @@ async def test_a_removed_member_stops_viewing_and_typing(server: LiveServer, tea
     assert await ann.quiet(0.5) == []
     await ann.close()
     await bob.close()
+
+
+async def test_answers_are_remembered_per_socket_until_access_changes(
+    server: LiveServer, team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Subscribing to the same channel again and again asks the policy once; a change of
+    access (here: being added to the inbox) makes the socket ask afresh."""
+    asked: list[str] = []
+    authorize = ChannelPolicy.authorize
+
+    async def counting(self: ChannelPolicy, principal: Principal, channels: list[str]):  # noqa: ANN202
+        asked.extend(channels)
+        return await authorize(self, principal, channels)
+
+    monkeypatch.setattr(ChannelPolicy, "authorize", counting)
+    inbox = f"inbox:{team.inbox_a}"
+    cy = await LiveClient.connect(server.ws_url, team.cy.token)
+    for _ in range(5):
+        await cy.send({"op": "subscribe", "channel": inbox})
+        await cy.expect(op="error", code="forbidden", channel=inbox)
+    assert asked == [inbox]
+
+    async with server.state.transaction() as session:
+        assert await admin.add_member(server.state, session, team.inbox_a, team.cy.user.id)
+
+    async def subscribed() -> bool:
+        await cy.send({"op": "subscribe", "channel": inbox})
+        return (await cy.recv())["op"] == "subscribed"
+
+    await eventually(subscribed)
+    for _ in range(3):
+        await cy.subscribe(inbox)
+    assert asked.count(inbox) == 2
+    await cy.close()
