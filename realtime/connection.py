@@ -1,13 +1,12 @@
 """One client socket: its subscriptions, and a bounded send queue for when the socket is full.
 
-Fan-out writes an already-framed message straight into the socket's buffer (no task, no await
-per recipient), corked: what a socket gets in one turn of the event loop (the events of one
-transaction, or of several published together) goes out in one write, one system call. Only
-while the socket's buffer is past its high-water mark (the client reads
-slower than events come) do frames wait in the connection's own queue, which one writer task
-drains as the client catches up. Past the queue's bound the connection is closed with 4008
-and a reason telling it to resume with `since`, so it neither grows memory nor delays anyone
-else.
+Fan-out writes an already-framed message into the socket's buffer (no task, no await per
+recipient), corked: what a socket gets between two flushes (the events of one transaction, or
+of several published close together) goes out in one write, one system call (see Corker).
+Only while the socket's buffer is past its high-water mark (the client reads slower than
+events come) do frames wait in the connection's own queue, which one writer task drains as the
+client catches up. Past the queue's bound the connection is closed with 4008 and a reason
+telling it to resume with `since`, so it neither grows memory nor delays anyone else.
 """
 
 from __future__ import annotations
@@ -145,7 +144,7 @@ class Connection:
         self._wakeup.set()
 
     def flush(self) -> None:
-        """Write what this turn of the event loop corked, in one write."""
+        """Write what was corked since the last flush, in one write."""
         if not self._corked:
             return
         corked = self._corked
