@@ -215,10 +215,18 @@ async def test_being_added_to_an_inbox_shows_it_at_once(
     sidebar = ben.get_by_role("navigation", name="Main")
     await expect(sidebar.get_by_role("link", name="Admissions")).to_be_visible(timeout=LIVE)
     await expect(ben.locator("[data-nav-empty]")).to_be_hidden()
-    # The new inbox is followed live: a text to it shows as unread in the sidebar.
+    # The home page shows it as a card, in place of "No inboxes yet".
+    card = ben.locator(f'[data-inbox-cards] [data-nav-inbox="{team.inbox}"]')
+    await expect(card).to_contain_text("Admissions")
+    await expect(ben.locator("[data-home-empty]")).to_be_hidden()
+    # The new inbox is followed live: a text to it shows as unread in the sidebar and home.
     await text_in(live_server, MARIA, team.number, "Are you there?")
-    badge = ben.locator(f'[data-nav-inbox="{team.inbox}"] [data-slot="badge"]')
+    badge = sidebar.locator(f'[data-nav-inbox="{team.inbox}"] [data-slot="badge"]')
     await expect(badge).to_contain_text("1", timeout=LIVE)
+    await expect(card).to_contain_text("1 unread")
+    await expect(ben.locator("[data-home-summary]")).to_have_text(
+        "1 conversation waiting for a reply."
+    )
     await assert_not_reloaded(ben)
     await sidebar.get_by_role("link", name="Admissions").click()
     await expect(ben.get_by_text("Are you there?")).to_be_visible(timeout=LIVE)

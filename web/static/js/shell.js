@@ -103,16 +103,29 @@ export function initShell({ on, live }) {
 function addInbox(inbox) {
   const list = $("[data-nav-inboxes]");
   if (!list || list.querySelector(`[data-nav-inbox="${inbox.id}"]`)) return false;
-  const template = $("#nav-inbox-template");
-  const item = template.content.firstElementChild.cloneNode(true);
-  item.dataset.navInbox = String(inbox.id);
-  item.querySelector("a").href = `/inboxes/${inbox.id}`;
-  item.querySelector('[data-slot="label"]').textContent = inbox.name;
-  list.append(item);
+  list.append(inboxHolder("#nav-inbox-template", inbox));
   const empty = $("[data-nav-empty]");
   if (empty) empty.hidden = true;
+  // The home page lists my inboxes as cards too.
+  const cards = $("[data-inbox-cards]");
+  if (cards) {
+    cards.append(inboxHolder("#inbox-card-template", inbox));
+    cards.hidden = false;
+    const homeEmpty = $("[data-home-empty]");
+    if (homeEmpty) homeEmpty.hidden = true;
+  }
   toast(`You were added to ${inbox.name}`);
   return true;
+}
+
+/** A sidebar item or home card for `inbox`, from its template. */
+function inboxHolder(templateSelector, inbox) {
+  const holder = $(templateSelector).content.firstElementChild.cloneNode(true);
+  holder.dataset.navInbox = String(inbox.id);
+  const link = holder.matches("a") ? holder : holder.querySelector("a");
+  link.href = `/inboxes/${inbox.id}`;
+  holder.querySelector('[data-slot="label"]').textContent = inbox.name;
+  return holder;
 }
 
 function applyCounts(items) {
@@ -132,6 +145,12 @@ function applyCounts(items) {
     if (pane) pane.textContent = String(count);
   }
   document.title = (total ? `(${total}) ` : "") + document.title.replace(/^\(\d+\) /, "");
+  const summary = $("[data-home-summary]");
+  if (summary) {
+    summary.textContent = total
+      ? `${total} conversation${total === 1 ? "" : "s"} waiting for a reply.`
+      : "You're all caught up.";
+  }
   const topbar = $("[data-total-unread]");
   if (topbar) {
     topbar.textContent = String(total);
