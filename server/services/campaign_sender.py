@@ -31,10 +31,10 @@ from sqlalchemy import exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.services import campaign_stats, sql
+from server.services import status as statuses
 from server.services.campaigns import locked, pause
 from server.services.claims import claim_update
 from server.services.conversations import (
-    announce_status,
     get_or_create_conversation,
     record_message,
 )
@@ -50,7 +50,6 @@ from store.models import (
     Campaign,
     CampaignRecipient,
     Contact,
-    Conversation,
     Message,
     MessagingService,
     PhoneNumber,
@@ -411,14 +410,7 @@ async def _settle_stale(session: AsyncSession, recipient: CampaignRecipient) -> 
     else:
         outcome = "unknown"
         if message is not None and message.status == "sending":
-            message.status = "unknown"
-            message.error_message = UNKNOWN_DETAIL
-            await session.flush()
-            inbox_id = await session.scalar(
-                select(Conversation.inbox_id).where(Conversation.id == message.conversation_id)
-            )
-            if inbox_id is not None:
-                announce_status(session, inbox_id, message)
+            await statuses.settle_unknown(session, message, UNKNOWN_DETAIL)
     recipient.state = outcome
     recipient.error_code = message.error_code if message is not None else None
     return outcome

@@ -18,8 +18,9 @@ async def find_or_create_contact(session: AsyncSession, phone: str) -> Contact:
     `ON CONFLICT DO NOTHING`, which waits for the other transaction and then finds its row.
     """
     number = to_e164(phone)
+    existing = select(Contact).where(Contact.phone == number)
     # Most texts come from people already known: one lookup, no write.
-    found = await session.scalar(select(Contact).where(Contact.phone == number))
+    found = await session.scalar(existing)
     if found is not None:
         return found
     now = utcnow()
@@ -37,5 +38,4 @@ async def find_or_create_contact(session: AsyncSession, phone: str) -> Contact:
         .on_conflict_do_nothing(index_elements=[Contact.phone])
     )
     await session.execute(stmt)
-    created = await session.execute(select(Contact).where(Contact.phone == number))
-    return created.scalar_one()
+    return (await session.execute(existing)).scalar_one()

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.errors import ApiError, invalid, not_found
 from server.services import status as statuses
 from server.services.conversations import (
-    announce_status,
     get_or_create_conversation,
     record_message,
 )
@@ -173,25 +172,20 @@ async def settle_stale_quick_sends(state: AppState, older_than: timedelta) -> in
     cutoff = utcnow() - older_than
     async with state.transaction() as session:
         stale = (
-            await session.execute(
-                select(Message, Conversation.inbox_id)
-                .join(Conversation, Conversation.id == Message.conversation_id)
+            await session.scalars(
+                select(Message)
                 .where(
                     Message.tag == "quick",
                     Message.status == "sending",
                     Message.twilio_sid.is_(None),
                     Message.created_at < cutoff,
                 )
-                .with_for_update(of=Message)
+                .with_for_update()
             )
         ).all()
-        for message, _inbox_id in stale:
-            message.status = "unknown"
-            message.error_message = STALE_DETAIL
+        for message in stale:
             log.warning("message %s was left sending by a dead process: unknown", message.id)
-        await session.flush()
-        for message, inbox_id in stale:
-            announce_status(session, inbox_id, message)
+            await statuses.settle_unknown(session, message, STALE_DETAIL)
     return len(stale)
 
 

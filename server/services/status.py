@@ -127,6 +127,14 @@ async def announce(session: AsyncSession, message: Message) -> None:
         announce_status(session, inbox_id, message)
 
 
+async def settle_unknown(session: AsyncSession, message: Message, detail: str) -> None:
+    """The process sending `message` died before Twilio's answer was stored: it becomes
+    `unknown`, saying why, announced. It is never sent again (Twilio may have taken it)."""
+    message.status = "unknown"
+    message.error_message = detail
+    await announce(session, message)
+
+
 async def handle_callback(state: AppState, update: StatusUpdate) -> None:
     """A status callback: apply it forward-only, or keep it until its message is known."""
     async with state.transaction() as session:
