@@ -14,6 +14,7 @@ from server.logging import RequestIdMiddleware
 from server.metrics import Metrics, MetricsMiddleware, observe_publisher
 from server.routes import api, campaigns, ops, pages, sending, twilio_webhooks, ws
 from server.security_headers import SecurityHeadersMiddleware
+from server.services import inbound
 from server.settings import Settings
 from server.state import AppState
 from server.twilio import setup as twilio_setup
@@ -66,4 +67,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.switchboard = state
     app.state.metrics = metrics
+    app.state.inbound = inbound.Receiver(state)
     return app

@@ -187,6 +187,7 @@ class ObservedPublisher:
                         "channel": envelope.get("channel"),
                         "seq": envelope.get("seq"),
                         "event_type": envelope.get("type"),
+                        "request_id": envelope.get("request_id"),
                     },
                 )
         if self._inner is not None:

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from server.logging import current_request_id
 from server.settings import Settings
 from store import outbox
 from store.db import is_sqlite, make_engine, make_sessionmaker
@@ -32,8 +33,15 @@ class EventPublisher(Protocol):
         """Re-check every live subscription of `user_id`, on every process; cut what is gone."""
 
 
-def envelope(event: Event) -> dict[str, Any]:
-    return {"channel": event.channel, "seq": event.seq, "type": event.type, "data": event.data}
+def envelope(event: Event, request_id: str | None = None) -> dict[str, Any]:
+    """The event as publishers take it; `request_id` names what caused it, for the logs."""
+    return {
+        "channel": event.channel,
+        "seq": event.seq,
+        "type": event.type,
+        "data": event.data,
+        "request_id": request_id,
+    }
 
 
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
@@ -71,6 +79,7 @@ class AppState:
         async with self._write_turn, self.sessionmaker() as session:
             try:
                 async with session.begin():
+                    outbox.set_origin(session, current_request_id())
                     yield session
                     events = await outbox.write_pending(session)
             except BaseException:
@@ -79,7 +88,7 @@ class AppState:
                 raise
             callbacks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT_KEY, [])
         if events:
-            await self.publish([envelope(event) for event in events])
+            await self.publish([envelope(event, origin) for event, origin in events])
         for callback in callbacks:
             try:
                 await callback()

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store.models import ChannelSequence, Event, utcnow
 
 _PENDING_KEY = "outbox.pending"
+_ORIGIN_KEY = "outbox.origin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,22 +29,31 @@ class PendingEvent:
     channel: str
     type: str
     data: dict[str, Any]
+    origin: str | None
+
+
+def set_origin(session: AsyncSession, origin: str | None) -> None:
+    """Tag the events emitted from now on in this transaction with `origin` (what caused them,
+    such as a request id) for the logs; it is not stored."""
+    session.info[_ORIGIN_KEY] = origin
 
 
 def emit(session: AsyncSession, channel: str, type: str, data: dict[str, Any]) -> None:
     """Queue an event to be written with the current transaction."""
-    session.info.setdefault(_PENDING_KEY, []).append(PendingEvent(channel, type, data))
+    pending = PendingEvent(channel, type, data, session.info.get(_ORIGIN_KEY))
+    session.info.setdefault(_PENDING_KEY, []).append(pending)
 
 
 def discard_pending(session: AsyncSession) -> None:
     session.info.pop(_PENDING_KEY, None)
 
 
-async def write_pending(session: AsyncSession) -> list[Event]:
+async def write_pending(session: AsyncSession) -> list[tuple[Event, str | None]]:
     """Assign seqs to the queued events and insert them; call right before commit.
 
     The events are inserted in one statement (executemany) and returned unattached to the
-    session, in the order the service emitted them, which is the order to publish them in.
+    session with their origins, in the order the service emitted them, which is the order to
+    publish them in.
     """
     pending: list[PendingEvent] = session.info.pop(_PENDING_KEY, [])
     if not pending:
@@ -71,7 +81,7 @@ async def write_pending(session: AsyncSession) -> list[Event]:
             for e in events
         ],
     )
-    return events
+    return [(event, item.origin) for event, item in zip(events, pending, strict=True)]
 
 
 async def _reserve(session: AsyncSession, counts: dict[str, int]) -> dict[str, int]:

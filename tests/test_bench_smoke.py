@@ -23,7 +23,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
         ["| python-socketio ", "| switchboard ", "switchboard vs python-socketio"],
     ),
     "peer_socketio": ([], ["| python-socketio "]),
-    "ingest": ([], ["| database ", "| sqlite ", "| postgres "]),
+    "ingest": ([], ["| sqlite ", "| postgres ", "4 back to back |", "200/s paced |"]),
     "connections": ([], ["| database ", "| sqlite "]),
     "replay": ([], ["| database ", "| sqlite "]),
     "campaign": ([], ["Campaigns: enqueue and dispatch", "| dispatch: 2 worker processes "]),

@@ -6,9 +6,11 @@ import asyncio
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from server.serializers import message_json
+from server.services.inbound import parse_inbound
+from server.services.optout import is_opted_out
 from store.models import Contact, Conversation, Event, Inbox, Message
 from tests.support.live_server import LiveServer
 from tests.support.messaging import (
@@ -271,3 +273,55 @@ async def test_a_new_sid_each_time_is_a_new_message(
             http, live_server.settings, STUDENT, world.n1, "same words", sid=new_sid("SM")
         )
     assert len(await messages(live_server.state)) == 3
+
+
+async def test_webhooks_arriving_together_commit_together_each_stored_once_in_order(
+    live_server: LiveServer, http: httpx.AsyncClient, world: World
+) -> None:
+    state = live_server.state
+    earlier = inbound_params(STUDENT, world.n1, "sent before the burst")
+    assert (await signed_post(http, live_server.settings, "/twilio/messages", earlier)).status_code
+    twice = inbound_params("+16175550177", world.n3, "delivered twice in the burst")
+    burst = [
+        *(inbound_params(STUDENT, world.n1, f"part {n}") for n in range(5)),
+        earlier,  # Twilio retrying what was stored already
+        twice,
+        inbound_params("+16175550178", world.n3, "new to financial aid"),
+        twice,
+        inbound_params("+16175550179", world.n1, "STOP"),
+        inbound_params("+16175550180", "+16175559999", "to a number we do not have"),
+    ]
+    commits: list[object] = []
+    engine = state.engine.sync_engine
+    listener = event.listens_for(engine, "commit")(lambda conn: commits.append(conn))
+    try:
+        # Submitted in one go, before the receiver's transaction can start: one group.
+        results = await asyncio.gather(
+            *(live_server.app.state.inbound.receive(parse_inbound(p)) for p in burst)
+        )
+    finally:
+        event.remove(engine, "commit", listener)
+
+    assert len(commits) == 1
+    stored = [r is not None for r in results]
+    assert stored == [True] * 5 + [False, True, True, False, True, True]
+    assert len(await messages(state)) == 1 + 9
+    parts = [r for r in results[:5] if r is not None]
+    assert [m.body for m in sorted(parts, key=lambda m: m.id)] == [f"part {n}" for n in range(5)]
+    async with state.reading() as session:
+        thread = await session.get(Conversation, parts[0].conversation_id)
+        assert thread is not None and thread.last_message_id == max(m.id for m in parts)
+        assert await is_opted_out(session, world.service_a, "+16175550179")
+    inbox_events = await events(state, f"inbox:{world.admissions}")
+    assert [e.seq for e in inbox_events] == list(range(1, len(inbox_events) + 1))
+    # Each message's own events stay together and in order: created, then its summary.
+    burst_events = [
+        (e.type, e.data.get("body") or e.data["last_message"]["body"])
+        for e in inbox_events[2:]
+        if e.type != "contact.opted_out"
+    ]
+    bodies = [f"part {n}" for n in range(5)] + ["STOP"]
+    assert burst_events == [
+        (kind, body) for body in bodies for kind in ("message.created", "conversation.updated")
+    ]
+    assert inbox_events[-1].type == "contact.opted_out"

@@ -28,10 +28,9 @@ def twiml() -> Response:
 
 
 async def inbound_message(request: Request) -> Response:
-    state = app_state(request)
-    form = await verified_form(request, state.settings)
+    form = await verified_form(request, app_state(request).settings)
     sms = inbound.parse_inbound(form)
-    await inbound.receive(state, sms)
+    await request.app.state.inbound.receive(sms)
     return twiml()
 
 

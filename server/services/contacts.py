@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,29 +15,35 @@ from store.models import Contact, utcnow
 async def find_or_create_contact(session: AsyncSession, phone: str) -> Contact:
     """The contact with this phone (normalised to E.164), created if new.
 
-    Raises `server.phones.InvalidPhone` for something that is not a phone number. Two
-    concurrent calls for the same new phone both end with the one row: the insert is an
-    `ON CONFLICT DO NOTHING`, which waits for the other transaction and then finds its row.
+    Raises `server.phones.InvalidPhone` for something that is not a phone number.
     """
     number = to_e164(phone)
-    existing = select(Contact).where(Contact.phone == number)
+    return (await find_or_create_contacts(session, [number]))[number]
+
+
+async def find_or_create_contacts(
+    session: AsyncSession, numbers: Iterable[str]
+) -> dict[str, Contact]:
+    """The contacts with these E.164 numbers, by number, the new ones created.
+
+    Two concurrent calls for the same new phone both end with the one row: the insert is an
+    `ON CONFLICT DO NOTHING`, which waits for the other transaction and then finds its row.
+    """
+    wanted = sorted(set(numbers))
+    existing = select(Contact).where(Contact.phone.in_(wanted))
     # Most texts come from people already known: one lookup, no write.
-    found = await session.scalar(existing)
-    if found is not None:
+    found = {contact.phone: contact for contact in await session.scalars(existing)}
+    missing = [number for number in wanted if number not in found]
+    if not missing:
         return found
     now = utcnow()
+    blank = {"first_name": "", "last_name": "", "email": "", "fields": {}}
     stmt = (
         sql.insert(session, Contact)
-        .values(
-            phone=number,
-            first_name="",
-            last_name="",
-            email="",
-            fields={},
-            created_at=now,
-            updated_at=now,
-        )
+        .values([{"phone": n, **blank, "created_at": now, "updated_at": now} for n in missing])
         .on_conflict_do_nothing(index_elements=[Contact.phone])
     )
     await session.execute(stmt)
-    return (await session.execute(existing)).scalar_one()
+    created = select(Contact).where(Contact.phone.in_(missing))
+    found.update({contact.phone: contact for contact in await session.scalars(created)})
+    return found

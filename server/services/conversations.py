@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.serializers import conversation_json, message_json
@@ -17,45 +19,59 @@ _LOCKED_KEY = "conversations.locked"
 async def get_or_create_conversation(
     session: AsyncSession, inbox_id: int, contact_id: int
 ) -> Conversation:
-    """The conversation of `contact_id` in `inbox_id`, created if new (race-safe upsert),
-    its row locked like `lock_conversation` (messages are recorded into it next)."""
-    existing = (
-        select(Conversation)
-        .where(Conversation.inbox_id == inbox_id, Conversation.contact_id == contact_id)
-        .with_for_update(of=Conversation)
-        .execution_options(populate_existing=True)
-    )
-    found = await session.scalar(existing)
-    if found is not None:
-        _note_locked(session, found)
-        return found
-    stmt = (
-        sql.insert(session, Conversation)
-        .values(inbox_id=inbox_id, contact_id=contact_id, last_message_at=utcnow())
-        .on_conflict_do_nothing(index_elements=[Conversation.inbox_id, Conversation.contact_id])
-    )
-    await session.execute(stmt)
-    created = (await session.execute(existing)).scalar_one()
-    _note_locked(session, created)
-    return created
+    """The conversation of `contact_id` in `inbox_id`, created if new, its row locked."""
+    key = (inbox_id, contact_id)
+    return (await get_or_create_conversations(session, [key]))[key]
+
+
+async def get_or_create_conversations(
+    session: AsyncSession, keys: Iterable[tuple[int, int]]
+) -> dict[tuple[int, int], Conversation]:
+    """The conversations of these (inbox id, contact id) pairs, by pair, the new ones created
+    (race-safe upsert); their rows are locked like `lock_conversations` (messages are
+    recorded into them next)."""
+    wanted = sorted(set(keys))
+    pair = tuple_(Conversation.inbox_id, Conversation.contact_id)
+    found = {(c.inbox_id, c.contact_id): c for c in await _locked(session, pair.in_(wanted))}
+    missing = [key for key in wanted if key not in found]
+    if missing:
+        now = utcnow()
+        stmt = (
+            sql.insert(session, Conversation)
+            .values([{"inbox_id": i, "contact_id": c, "last_message_at": now} for i, c in missing])
+            .on_conflict_do_nothing(index_elements=[Conversation.inbox_id, Conversation.contact_id])
+        )
+        await session.execute(stmt)
+        created = await _locked(session, pair.in_(missing))
+        found.update({(c.inbox_id, c.contact_id): c for c in created})
+    return found
 
 
 async def lock_conversation(session: AsyncSession, conversation_id: int) -> Conversation | None:
     """The conversation, its row locked to the end of the transaction (PostgreSQL)."""
+    return (await lock_conversations(session, [conversation_id])).get(conversation_id)
+
+
+async def lock_conversations(
+    session: AsyncSession, conversation_ids: Iterable[int]
+) -> dict[int, Conversation]:
+    """The conversations that exist of these, by id, their rows locked to the end of the
+    transaction (PostgreSQL) in id order, so that two transactions never deadlock on them."""
+    wanted = sorted(set(conversation_ids))
+    return {c.id: c for c in await _locked(session, Conversation.id.in_(wanted))}
+
+
+async def _locked(session: AsyncSession, where: ColumnElement[bool]) -> Sequence[Conversation]:
     stmt = (
         select(Conversation)
-        .where(Conversation.id == conversation_id)
+        .where(where)
+        .order_by(Conversation.id)
         .with_for_update(of=Conversation)
         .execution_options(populate_existing=True)
     )
-    found = (await session.execute(stmt)).scalar_one_or_none()
-    if found is not None:
-        _note_locked(session, found)
-    return found
-
-
-def _note_locked(session: AsyncSession, conversation: Conversation) -> None:
-    session.info.setdefault(_LOCKED_KEY, set()).add(conversation.id)
+    conversations = (await session.scalars(stmt)).all()
+    session.info.setdefault(_LOCKED_KEY, set()).update(c.id for c in conversations)
+    return conversations
 
 
 def _is_locked(session: AsyncSession, conversation: Conversation) -> bool:
@@ -65,37 +81,53 @@ def _is_locked(session: AsyncSession, conversation: Conversation) -> bool:
 async def record_message(
     session: AsyncSession, conversation: Conversation, message: Message
 ) -> Message:
-    """Add `message` to `conversation` and announce it.
-
-    The conversation row is locked first, so messages of one conversation get their ids, and
-    their events, in the order they are recorded; its last message (and for inbound messages
-    its last inbound message and sticky sender number) then move to this one. Emits
-    `message.created` on the inbox and conversation channels and `conversation.updated` on
-    the inbox channel. A duplicate `twilio_sid` raises IntegrityError from the flush.
-    """
-    locked = (
-        conversation
-        if _is_locked(session, conversation)
-        else await lock_conversation(session, conversation.id)
-    )
-    if locked is None:
-        raise LookupError(f"conversation {conversation.id} does not exist")
-    message.conversation_id = locked.id
-    session.add(message)
-    await session.flush()
-    locked.last_message_id = message.id
-    locked.last_message_at = message.created_at
-    if message.direction == "inbound":
-        locked.last_inbound_message_id = message.id
-        locked.sticky_number = message.to_number
-    await session.flush()
-    data = message_json(message)
-    outbox.emit(session, f"inbox:{locked.inbox_id}", "message.created", data)
-    outbox.emit(session, f"conversation:{locked.id}", "message.created", data)
-    outbox.emit(
-        session, f"inbox:{locked.inbox_id}", "conversation.updated", _summary(locked, message)
-    )
+    """Add `message` to `conversation` and announce it (`add_messages`, `announce_message`)."""
+    [(locked, added)] = await add_messages(session, [(conversation, message)])
+    announce_message(session, locked, added)
     return message
+
+
+async def add_messages(
+    session: AsyncSession, items: Sequence[tuple[Conversation, Message]]
+) -> list[tuple[Conversation, Message]]:
+    """Insert each message into its conversation, in the order given; announce each next.
+
+    The conversation rows are locked first, so messages of one conversation get their ids, and
+    their events, in the order they are recorded. Returns the pairs with each conversation as
+    locked. A duplicate `twilio_sid` raises IntegrityError.
+    """
+    unlocked = [c.id for c, _ in items if not _is_locked(session, c)]
+    locked = await lock_conversations(session, unlocked) if unlocked else {}
+    added: list[tuple[Conversation, Message]] = []
+    for conversation, message in items:
+        current = locked.get(conversation.id, conversation)
+        if not _is_locked(session, current):
+            raise LookupError(f"conversation {conversation.id} does not exist")
+        message.conversation_id = current.id
+        added.append((current, message))
+    session.add_all([message for _, message in added])
+    await session.flush()
+    return added
+
+
+def announce_message(session: AsyncSession, conversation: Conversation, message: Message) -> None:
+    """Make `message` (added) its conversation's last one, and for an inbound message its last
+    inbound message and sticky sender number; emit `message.created` on the inbox and
+    conversation channels and `conversation.updated` on the inbox channel."""
+    conversation.last_message_id = message.id
+    conversation.last_message_at = message.created_at
+    if message.direction == "inbound":
+        conversation.last_inbound_message_id = message.id
+        conversation.sticky_number = message.to_number
+    data = message_json(message)
+    outbox.emit(session, f"inbox:{conversation.inbox_id}", "message.created", data)
+    outbox.emit(session, f"conversation:{conversation.id}", "message.created", data)
+    outbox.emit(
+        session,
+        f"inbox:{conversation.inbox_id}",
+        "conversation.updated",
+        _summary(conversation, message),
+    )
 
 
 def announce_status(session: AsyncSession, inbox_id: int, message: Message) -> None:

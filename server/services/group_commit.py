@@ -4,7 +4,9 @@ Each caller submits its item and awaits its own result. While one transaction ru
 submitted items queue up; the next transaction takes them all (up to a limit). Under load this
 turns many small transactions into a few larger ones — fewer waits for the write lock (SQLite)
 and for the outbox's per-channel sequence rows (PostgreSQL) — and costs nothing when idle.
-If a transaction fails, every item in it gets the exception.
+If a transaction of several items fails, it is rolled back and each of its items is tried again
+in a transaction of its own, so one bad item (or a lost race) fails only itself; when the
+database is unreachable (`server.outages.is_outage`) every item gets the error at once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.outages import is_outage
 from server.state import AppState
 
 Item = TypeVar("Item")
@@ -41,14 +44,25 @@ class GroupCommit(Generic[Item, Result]):
     async def _drain(self) -> None:
         while self.queue:
             group, self.queue = self.queue[: self.limit], self.queue[self.limit :]
-            try:
-                async with self.state.transaction() as session:
-                    results = await self.step(session, [item for item, _ in group])
-            except Exception as exc:
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), result in zip(group, results, strict=True):
+            if not await self._settle(group):
+                for entry in group:
+                    await self._settle([entry])
+
+    async def _settle(self, group: list[tuple[Item, asyncio.Future[Result]]]) -> bool:
+        """Run the step over `group` in one transaction and settle its futures with the results
+        or the error; False, settling nothing, when a group of several failed for a reason one
+        item may have caused."""
+        try:
+            async with self.state.transaction() as session:
+                results = await self.step(session, [item for item, _ in group])
+        except Exception as exc:
+            if len(group) > 1 and not is_outage(exc):
+                return False
+            for _, future in group:
                 if not future.done():
-                    future.set_result(result)
+                    future.set_exception(exc)
+            return True
+        for (_, future), result in zip(group, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+        return True

@@ -1,28 +1,38 @@
 """Inbound SMS from Twilio's webhook: stored once per MessageSid, routed by `To`.
 
-Idempotency rests on the unique constraint on `messages.twilio_sid`, not on a lookup: a
-retried or concurrent duplicate fails its insert, its whole transaction (and every event it
-emitted) rolls back, and the caller answers 200 as for the first delivery.
+A repeat (Twilio retrying, or the same webhook at two processes at once) is stored once. A
+transaction first skips the sids already stored; a repeat that races past that lookup is
+caught by the unique constraint on `messages.twilio_sid`: the transaction, and every event it
+emitted, rolls back, its webhooks are tried again one by one, and the repeat then answers 200
+as the first delivery did.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import ApiError
+from server.logging import current_request_id
 from server.phones import InvalidPhone, to_e164
-from server.services.contacts import find_or_create_contact
-from server.services.conversations import get_or_create_conversation, record_message
+from server.services.contacts import find_or_create_contacts
+from server.services.conversations import (
+    add_messages,
+    announce_message,
+    get_or_create_conversations,
+)
+from server.services.group_commit import GroupCommit
 from server.services.optout import requested_action, set_opt_out
-from server.services.routing import route_inbound
+from server.services.routing import Route, route_inbound
 from server.services.segments import segment_count
 from server.state import AppState
+from store import outbox
 from store.models import Message
 
 log = logging.getLogger("switchboard.inbound")
@@ -76,58 +86,112 @@ def _count(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() and len(value) < 6 else None
 
 
-async def receive(state: AppState, sms: InboundSms) -> Message | None:
-    """Store an inbound SMS and apply its opt-out keyword; None when it is a repeat.
+class Receiver:
+    """Stores inbound SMS; webhooks that arrive while a transaction runs are stored together
+    in the next one (`GroupCommit`), which is what lets one process keep up with a burst."""
 
-    Everything, the opt-out included, commits before this returns, so the opt-out is in force
-    when the webhook answers 200.
-    """
-    try:
-        async with state.transaction() as session:
-            route = await route_inbound(session, sms.to_number, sms.messaging_service_sid)
-            contact = await find_or_create_contact(session, sms.from_number)
-            conversation = await get_or_create_conversation(session, route.inbox.id, contact.id)
-            action = requested_action(sms.body, sms.opt_out_type)
-            service_id = route.messaging_service_id
-            message = Message(
-                direction="inbound",
-                tag="inbound",
-                body=sms.body,
-                status="received",
-                from_number=sms.from_number,
-                to_number=sms.to_number,
-                twilio_sid=sms.message_sid,
-                messaging_service_id=service_id,
-                segments=sms.num_segments or segment_count(sms.body),
-                num_media=sms.num_media,
-                opt_change=_opt_change(action) if service_id is not None else None,
-            )
-            await record_message(session, conversation, message)
-            if action is not None and service_id is not None:
-                await set_opt_out(
-                    session,
-                    messaging_service_id=service_id,
-                    phone=contact.phone,
-                    opted_out=action == "opt_out",
-                    source="opt_out_type" if sms.opt_out_type else "keyword",
-                    message_id=message.id,
-                    extra_inbox_ids=[route.inbox.id],
-                )
-            elif action is not None:
-                log.warning("%s to unknown number %s: no messaging service", action, sms.to_number)
-    except IntegrityError:
-        if await _already_stored(state, sms.message_sid):
+    def __init__(self, state: AppState, group_limit: int = 64) -> None:
+        self._group = GroupCommit(state, _receive_all, group_limit)
+
+    async def receive(self, sms: InboundSms) -> Message | None:
+        """Store an inbound SMS and apply its opt-out keyword; None when it is a repeat.
+
+        Everything, the opt-out included, commits before this returns, so the opt-out is in
+        force when the webhook answers 200.
+        """
+        item = (sms, current_request_id())
+        try:
+            return await self._group.submit(item)
+        except IntegrityError:
+            # The same sid, delivered at the same time elsewhere, committed first: now found.
+            return await self._group.submit(item)
+
+
+async def _receive_all(
+    session: AsyncSession, items: Sequence[tuple[InboundSms, str | None]]
+) -> list[Message | None]:
+    """Store each SMS not stored before (by MessageSid), with set-wide lookups; each one's
+    events carry the request id it came with."""
+    sids = {sms.message_sid for sms, _ in items}
+    stored = set(
+        await session.scalars(select(Message.twilio_sid).where(Message.twilio_sid.in_(sids)))
+    )
+    fresh: dict[str, tuple[InboundSms, str | None]] = {}
+    for sms, origin in items:
+        if sms.message_sid in stored or sms.message_sid in fresh:
             log.info("repeated webhook for %s ignored", sms.message_sid)
-            return None
-        raise
-    return message
+        else:
+            fresh[sms.message_sid] = (sms, origin)
+    if not fresh:
+        return [None] * len(items)
+    smses = [sms for sms, _ in fresh.values()]
+    routes = {
+        key: await route_inbound(session, *key) for key in dict.fromkeys(map(_route_key, smses))
+    }
+    routed = [routes[_route_key(sms)] for sms in smses]
+    contacts = await find_or_create_contacts(session, {sms.from_number for sms in smses})
+    threads = [
+        (route.inbox.id, contacts[sms.from_number].id)
+        for sms, route in zip(smses, routed, strict=True)
+    ]
+    conversations = await get_or_create_conversations(session, threads)
+    added = await add_messages(
+        session,
+        [
+            (conversations[thread], _message(sms, route))
+            for sms, route, thread in zip(smses, routed, threads, strict=True)
+        ],
+    )
+    for (_, origin), sms, route, (conversation, message) in zip(
+        fresh.values(), smses, routed, added, strict=True
+    ):
+        outbox.set_origin(session, origin)
+        announce_message(session, conversation, message)
+        await _apply_opt_out(session, sms, route, message)
+    messages = {message.twilio_sid: message for _, message in added}
+    return [messages.pop(sms.message_sid, None) for sms, _ in items]
+
+
+def _route_key(sms: InboundSms) -> tuple[str, str | None]:
+    return sms.to_number, sms.messaging_service_sid
+
+
+def _message(sms: InboundSms, route: Route) -> Message:
+    action = requested_action(sms.body, sms.opt_out_type)
+    return Message(
+        direction="inbound",
+        tag="inbound",
+        body=sms.body,
+        status="received",
+        from_number=sms.from_number,
+        to_number=sms.to_number,
+        twilio_sid=sms.message_sid,
+        messaging_service_id=route.messaging_service_id,
+        segments=sms.num_segments or segment_count(sms.body),
+        num_media=sms.num_media,
+        opt_change=_opt_change(action) if route.messaging_service_id is not None else None,
+    )
+
+
+async def _apply_opt_out(
+    session: AsyncSession, sms: InboundSms, route: Route, message: Message
+) -> None:
+    action = requested_action(sms.body, sms.opt_out_type)
+    if action is None:
+        return
+    if route.messaging_service_id is None:
+        log.warning("%s to unknown number %s: no messaging service", action, sms.to_number)
+        return
+    await set_opt_out(
+        session,
+        messaging_service_id=route.messaging_service_id,
+        phone=sms.from_number,
+        opted_out=action == "opt_out",
+        source="opt_out_type" if sms.opt_out_type else "keyword",
+        message_id=message.id,
+        extra_inbox_ids=[route.inbox.id],
+    )
 
 
 def _opt_change(action: str | None) -> str | None:
     return {"opt_out": "opted_out", "opt_in": "opted_in"}.get(action or "")
-
-
-async def _already_stored(state: AppState, sid: str) -> bool:
-    async with state.reading() as session:
-        found = await session.scalar(select(Message.id).where(Message.twilio_sid == sid))
-    return found is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from server.settings import Settings
 from store import outbox
 from tests.ops.conftest import json_lines, start_logged_server
 from tests.support.live_server import LiveServer
+from tests.support.messaging import World, events, inbound_params, signed_post
 
 # A request id that tries to break out of its JSON string and forge a field.
 FORGED_ID = 'bad id"} {"level":"error'
@@ -137,3 +139,39 @@ async def test_an_unhandled_error_is_logged_with_its_request_id(
     assert "RuntimeError: boom" in errors[0]["exception"]
     access = [r for r in records if r["logger"] == "switchboard.access"]
     assert access[-1]["status"] == 500 and access[-1]["request_id"] == "broken-7"
+
+
+async def test_webhooks_stored_together_log_their_events_under_their_own_request_ids(
+    live_server: LiveServer, http: httpx.AsyncClient, world: World, captured_logs: io.StringIO
+) -> None:
+    burst = [inbound_params(f"+1617555{300 + n:04d}", world.n1, f"hi {n}") for n in range(12)]
+
+    responses = await asyncio.gather(
+        *(
+            signed_post(
+                http,
+                live_server.settings,
+                "/twilio/messages",
+                params,
+                headers={"X-Request-Id": f"hook-{params['MessageSid']}"},
+            )
+            for params in burst
+        )
+    )
+
+    assert [r.status_code for r in responses] == [200] * 12
+    by_seq = {
+        e.seq: e.data["twilio_sid"]
+        for e in await events(live_server.state, f"inbox:{world.admissions}", "message.created")
+    }
+    published = [
+        r
+        for r in json_lines(captured_logs.getvalue())
+        if r["message"] == "event published"
+        and r["event_type"] == "message.created"
+        and r["channel"] == f"inbox:{world.admissions}"
+    ]
+    assert len(published) == 12
+    assert {r["request_id"] for r in published} == {f"hook-{sid}" for sid in by_seq.values()}
+    for record in published:
+        assert record["request_id"] == f"hook-{by_seq[record['seq']]}"
