@@ -47,11 +47,6 @@ async def get_or_create_conversations(
     return found
 
 
-async def lock_conversation(session: AsyncSession, conversation_id: int) -> Conversation | None:
-    """The conversation, its row locked to the end of the transaction (PostgreSQL)."""
-    return (await lock_conversations(session, [conversation_id])).get(conversation_id)
-
-
 async def lock_conversations(
     session: AsyncSession, conversation_ids: Iterable[int]
 ) -> dict[int, Conversation]:

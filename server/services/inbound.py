@@ -28,7 +28,7 @@ from server.services.conversations import (
     get_or_create_conversations,
 )
 from server.services.group_commit import GroupCommit
-from server.services.optout import requested_action, set_opt_out
+from server.services.optout import Action, requested_action, set_opt_out
 from server.services.routing import Route, route_inbound
 from server.services.segments import segment_count
 from server.state import AppState
@@ -135,19 +135,21 @@ async def _receive_all(
         for sms, route in zip(smses, routed, strict=True)
     ]
     conversations = await get_or_create_conversations(session, threads)
+    actions = [requested_action(sms.body, sms.opt_out_type) for sms in smses]
     added = await add_messages(
         session,
         [
-            (conversations[thread], _message(sms, route))
-            for sms, route, thread in zip(smses, routed, threads, strict=True)
+            (conversations[thread], _message(sms, route, action))
+            for sms, route, thread, action in zip(smses, routed, threads, actions, strict=True)
         ],
     )
-    for (_, origin), sms, route, (conversation, message) in zip(
-        fresh.values(), smses, routed, added, strict=True
+    for (_, origin), sms, route, action, (conversation, message) in zip(
+        fresh.values(), smses, routed, actions, added, strict=True
     ):
         outbox.set_origin(session, origin)
         announce_message(session, conversation, message)
-        await _apply_opt_out(session, sms, route, message)
+        if action is not None:
+            await _apply_opt_out(session, sms, route, message, action)
     messages = {message.twilio_sid: message for _, message in added}
     return [messages.pop(sms.message_sid, None) for sms, _ in items]
 
@@ -156,8 +158,7 @@ def _route_key(sms: InboundSms) -> tuple[str, str | None]:
     return sms.to_number, sms.messaging_service_sid
 
 
-def _message(sms: InboundSms, route: Route) -> Message:
-    action = requested_action(sms.body, sms.opt_out_type)
+def _message(sms: InboundSms, route: Route, action: Action | None) -> Message:
     return Message(
         direction="inbound",
         tag="inbound",
@@ -174,11 +175,8 @@ def _message(sms: InboundSms, route: Route) -> Message:
 
 
 async def _apply_opt_out(
-    session: AsyncSession, sms: InboundSms, route: Route, message: Message
+    session: AsyncSession, sms: InboundSms, route: Route, message: Message, action: Action
 ) -> None:
-    action = requested_action(sms.body, sms.opt_out_type)
-    if action is None:
-        return
     if route.messaging_service_id is None:
         log.warning("%s to unknown number %s: no messaging service", action, sms.to_number)
         return
