@@ -41,8 +41,8 @@ RECEIPTS_WINDOW = timedelta(minutes=10)
 @dataclass(frozen=True)
 class WorkerOptions:
     poll_seconds: float = 0.5
-    # Sends in flight at once in this worker (across its campaigns): they overlap Twilio's
-    # latency; more mostly adds contention on the database (SQLite has one writer).
+    # Sends at Twilio at once in this worker (across its campaigns; each from its call until
+    # its outcome is stored): they overlap Twilio's latency; the campaign's rate sets the pace.
     concurrency: int = 8
     progress_seconds: float = 1.0
     notify_poll_seconds: float = 2.0
@@ -87,8 +87,7 @@ class Worker:
         self.waiting: set[asyncio.Task[None]] = set()
         self.sending: set[asyncio.Future[str]] = set()
         self.in_flight: dict[int, int] = {}
-        self.limiter = asyncio.Semaphore(self.options.concurrency)
-        self.dispatcher = sending.Dispatcher(state, self.id)
+        self.dispatcher = sending.Dispatcher(state, self.id, self.options.concurrency)
         # Set when a campaign's sends in this worker drain: time to claim more or finish it.
         self.campaigns_wake = asyncio.Event()
         self.passes = 0
@@ -188,13 +187,13 @@ class Worker:
     async def _send_at_slot(self, sender: sending.Sender, item: sending.Claimed) -> None:
         campaign_id = sender.campaign_id
         try:
-            await sending.sleep_until(item.slot)
-            async with self.limiter:
-                # From here the send must reach its outcome even if the worker is stopping.
-                future = asyncio.ensure_future(self.dispatcher.send(sender, item))
-                self.sending.add(future)
-                future.add_done_callback(self.sending.discard)
-                await asyncio.shield(future)
+            ahead = timedelta(seconds=self.options.send.prepare_seconds)
+            await sending.sleep_until(item.slot - ahead)
+            # From here the send must reach its outcome even if the worker is stopping.
+            future = asyncio.ensure_future(self.dispatcher.send(sender, item))
+            self.sending.add(future)
+            future.add_done_callback(self.sending.discard)
+            await asyncio.shield(future)
         except asyncio.CancelledError:
             raise
         except Exception:

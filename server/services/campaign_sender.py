@@ -10,8 +10,10 @@ so no worker hoards the queue.
 
 A recipient is marked `sending`, and its message recorded as `sending`, in one committed
 transaction before Twilio is called; that transaction also proves the worker still owns the
-claim and the campaign is still sending. After the call the outcome is stored. (The sends a
-worker has under way share these transactions: see `Dispatcher`.) A recipient
+claim and the campaign is still sending. That step runs a little ahead of the recipient's
+slot and Twilio is called at the slot itself, so the time a commit takes does not bunch sends
+up (the throttle is seen by Twilio, not by the database). After the call the outcome is stored.
+(The sends a worker has under way share these transactions: see `Dispatcher`.) A recipient
 left `sending` (its worker died) is never sent again: when it has gone stale it is settled
 from what its message shows — Twilio's sid means it went out, no sid means nobody knows, and
 it is marked `unknown` for people to see.
@@ -69,6 +71,8 @@ class SendOptions:
     batch: int = 50
     # How far ahead of now a worker may reserve send slots.
     horizon_seconds: float = 2.0
+    # How long before its slot a send's database step begins (well inside the horizon).
+    prepare_seconds: float = 0.5
     # A claim whose worker has not renewed it for this long belongs to a worker that died.
     # Workers renew their claims (heartbeat) every quarter of it.
     stale_after_seconds: float = 60.0
@@ -135,7 +139,9 @@ async def claim(
             return Batch([])
         now = utcnow()
         interval = timedelta(seconds=1 / campaign.rate_per_second)
-        cursor = max(now, campaign.next_slot_at or now)
+        # The first sends get their database step done before their slots come.
+        earliest = now + timedelta(seconds=options.prepare_seconds)
+        cursor = max(earliest, campaign.next_slot_at or earliest)
         horizon = now + timedelta(seconds=options.horizon_seconds)
         if cursor > horizon:
             return Batch([], wait_until=cursor - timedelta(seconds=options.horizon_seconds))
@@ -213,23 +219,32 @@ async def sender_for(state: AppState, campaign_id: int) -> Sender | None:
 class Dispatcher:
     """Sends claimed recipients for one worker; the database steps of sends under way at the
     same time commit together (`GroupCommit`), each send's own steps still in order:
-    `sending` committed, then Twilio, then the outcome."""
+    `sending` committed, then Twilio at the slot, then the outcome. At most `concurrency`
+    sends are at the second stage at once (from the call until its outcome is stored)."""
 
-    def __init__(self, state: AppState, worker_id: str, group_limit: int = 50) -> None:
+    def __init__(
+        self, state: AppState, worker_id: str, concurrency: int, group_limit: int = 50
+    ) -> None:
         self.state = state
         self.worker_id = worker_id
+        self.calls = asyncio.Semaphore(concurrency)
         self.begin = GroupCommit(state, self._begin_all, group_limit)
         self.finish = GroupCommit(state, _finish_all, group_limit)
 
     async def send(self, sender: Sender, claimed: Claimed) -> str:
         """Send to one claimed recipient; returns its new state (`lost`: no longer ours).
 
-        Call it shielded from cancellation: once the recipient is `sending` the outcome must
-        be stored.
+        Call it `prepare_seconds` before the slot, shielded from cancellation: once the
+        recipient is `sending` the outcome must be stored.
         """
         message, outcome = await self.begin.submit((sender, claimed))
         if message is None:
             return outcome
+        await sleep_until(claimed.slot)
+        async with self.calls:
+            return await self._call(sender, claimed, message)
+
+    async def _call(self, sender: Sender, claimed: Claimed, message: Message) -> str:
         try:
             message = await hand_over(
                 self.state, gateway_of(self.state), message, sender.service_sid
