@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import ColumnElement, select, tuple_
+from sqlalchemy import ColumnElement, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.serializers import conversation_json, message_json
@@ -76,33 +77,51 @@ def _is_locked(session: AsyncSession, conversation: Conversation) -> bool:
 async def record_message(
     session: AsyncSession, conversation: Conversation, message: Message
 ) -> Message:
-    """Add `message` to `conversation` and announce it (`add_messages`, `announce_message`)."""
-    [(locked, added)] = await add_messages(session, [(conversation, message)])
-    announce_message(session, locked, added)
+    """Add `message` to `conversation` (its row locked first, so the conversation's messages
+    get their ids, and their events, in the order they are recorded) and announce it."""
+    [locked] = await _lock_all(session, [conversation])
+    message.conversation_id = locked.id
+    session.add(message)
+    await session.flush()
+    announce_message(session, locked, message)
     return message
 
 
-async def add_messages(
-    session: AsyncSession, items: Sequence[tuple[Conversation, Message]]
+async def add_received_messages(
+    session: AsyncSession, items: Sequence[tuple[Conversation, dict[str, Any]]]
 ) -> list[tuple[Conversation, Message]]:
-    """Insert each message into its conversation, in the order given; announce each next.
+    """Insert inbound messages (column values, each with its own `twilio_sid`) into their
+    conversations in one statement, in the order given; the caller announces each next.
 
-    The conversation rows are locked first, so messages of one conversation get their ids, and
-    their events, in the order they are recorded. Returns the pairs with each conversation as
-    locked. A duplicate `twilio_sid` raises IntegrityError.
+    Returns the pairs with each conversation as locked. A `twilio_sid` already stored raises
+    IntegrityError.
     """
-    unlocked = [c.id for c, _ in items if not _is_locked(session, c)]
+    conversations = await _lock_all(session, [c for c, _ in items])
+    rows = [
+        {**values, "conversation_id": conversation.id}
+        for conversation, (_, values) in zip(conversations, items, strict=True)
+    ]
+    # SQLite cannot say which RETURNING row came from which VALUES row, so asked to keep the
+    # order SQLAlchemy would insert them one by one; the rows are matched up by sid instead.
+    inserted = await session.scalars(insert(Message).returning(Message), rows)
+    by_sid = {message.twilio_sid: message for message in inserted}
+    return [
+        (conversation, by_sid[row["twilio_sid"]])
+        for conversation, row in zip(conversations, rows, strict=True)
+    ]
+
+
+async def _lock_all(
+    session: AsyncSession, conversations: Sequence[Conversation]
+) -> list[Conversation]:
+    """These conversations as locked by this transaction (locking those not yet locked)."""
+    unlocked = [c.id for c in conversations if not _is_locked(session, c)]
     locked = await lock_conversations(session, unlocked) if unlocked else {}
-    added: list[tuple[Conversation, Message]] = []
-    for conversation, message in items:
-        current = locked.get(conversation.id, conversation)
-        if not _is_locked(session, current):
+    current = [locked.get(c.id, c) for c in conversations]
+    for conversation in current:
+        if not _is_locked(session, conversation):
             raise LookupError(f"conversation {conversation.id} does not exist")
-        message.conversation_id = current.id
-        added.append((current, message))
-    session.add_all([message for _, message in added])
-    await session.flush()
-    return added
+    return current
 
 
 def announce_message(session: AsyncSession, conversation: Conversation, message: Message) -> None:

@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +24,7 @@ from server.logging import current_request_id
 from server.phones import InvalidPhone, to_e164
 from server.services.contacts import find_or_create_contacts
 from server.services.conversations import (
-    add_messages,
+    add_received_messages,
     announce_message,
     get_or_create_conversations,
 )
@@ -136,7 +137,7 @@ async def _receive_all(
     ]
     conversations = await get_or_create_conversations(session, threads)
     actions = [requested_action(sms.body, sms.opt_out_type) for sms in smses]
-    added = await add_messages(
+    added = await add_received_messages(
         session,
         [
             (conversations[thread], _message(sms, route, action))
@@ -158,20 +159,20 @@ def _route_key(sms: InboundSms) -> tuple[str, str | None]:
     return sms.to_number, sms.messaging_service_sid
 
 
-def _message(sms: InboundSms, route: Route, action: Action | None) -> Message:
-    return Message(
-        direction="inbound",
-        tag="inbound",
-        body=sms.body,
-        status="received",
-        from_number=sms.from_number,
-        to_number=sms.to_number,
-        twilio_sid=sms.message_sid,
-        messaging_service_id=route.messaging_service_id,
-        segments=sms.num_segments or segment_count(sms.body),
-        num_media=sms.num_media,
-        opt_change=_opt_change(action) if route.messaging_service_id is not None else None,
-    )
+def _message(sms: InboundSms, route: Route, action: Action | None) -> dict[str, Any]:
+    return {
+        "direction": "inbound",
+        "tag": "inbound",
+        "body": sms.body,
+        "status": "received",
+        "from_number": sms.from_number,
+        "to_number": sms.to_number,
+        "twilio_sid": sms.message_sid,
+        "messaging_service_id": route.messaging_service_id,
+        "segments": sms.num_segments or segment_count(sms.body),
+        "num_media": sms.num_media,
+        "opt_change": _opt_change(action) if route.messaging_service_id is not None else None,
+    }
 
 
 async def _apply_opt_out(
