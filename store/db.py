@@ -14,22 +14,26 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from store import sqlite_driver
+
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
 def make_engine(url: str, *, for_reads: bool = False, **kwargs: Any) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys and a busy timeout on every connection.
+    """An async engine; SQLite gets WAL, foreign keys and a busy timeout on every connection,
+    through aiosqlite with one thread hand-off per statement (`store.sqlite_driver`).
 
     On SQLite, write transactions begin IMMEDIATE (see below); an engine made `for_reads`
     begins deferred instead, so readers never queue behind or block the single writer.
     """
     if is_sqlite(url):
-        database = make_url(url).database
+        parsed = make_url(url).set(drivername=f"sqlite+{sqlite_driver.DRIVER}")
+        database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_async_engine(parsed, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         # aiosqlite's implicit BEGIN is deferred; take the write lock at BEGIN instead so that
         # two writers never deadlock upgrading a read lock (SQLITE_BUSY without waiting).

@@ -1,0 +1,86 @@
+"""The SQLite driver: every statement is one hand-off to aiosqlite's thread, and what
+SQLAlchemy reads back (rows, rowcount, RETURNING, errors) is what SQLite said."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from store.db import make_engine, make_sessionmaker
+from store.migrate import upgrade_async
+from store.models import Inbox
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}"
+    await upgrade_async(url)
+    engine = make_engine(url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def hand_offs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The name of every call aiosqlite runs on its thread."""
+    calls: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    yield calls
+
+
+async def test_a_statement_is_one_hand_off(engine: AsyncEngine, hand_offs: list[str]) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))  # the connection is open and in a transaction
+        hand_offs.clear()
+        rows = (await connection.execute(text("SELECT 1 UNION ALL SELECT 2"))).all()
+        assert [tuple(row) for row in rows] == [(1,), (2,)]
+        assert hand_offs == ["_run"]  # stock aiosqlite: cursor, execute, fetchall, close
+
+
+async def test_rows_rowcount_and_returning_come_back_whole(engine: AsyncEngine) -> None:
+    sessionmaker = make_sessionmaker(engine)
+    async with sessionmaker() as session, session.begin():
+        names = [f"inbox {i}" for i in range(40)]
+        # One multi-row statement with RETURNING, whatever order SQLite returns it in.
+        returned = await session.scalars(
+            insert(Inbox).returning(Inbox), [{"name": name} for name in names]
+        )
+        by_name = {inbox.name: inbox.id for inbox in returned}
+        assert sorted(by_name) == sorted(names)
+        assert len(set(by_name.values())) == 40
+        # executemany without RETURNING, then an UPDATE's rowcount.
+        await session.execute(insert(Inbox), [{"name": f"more {i}"} for i in range(5)])
+        renamed = await session.execute(
+            update(Inbox).where(Inbox.name.like("more %")).values(name="renamed")
+        )
+        assert renamed.rowcount == 5
+        found = await session.scalars(select(Inbox.id).where(Inbox.name == "inbox 7"))
+        assert found.all() == [by_name["inbox 7"]]
+
+
+async def test_errors_are_sqlalchemys_and_the_transaction_rolls_back(engine: AsyncEngine) -> None:
+    sessionmaker = make_sessionmaker(engine)
+    async with sessionmaker() as session:
+        with pytest.raises(OperationalError, match="no such table"):
+            async with session.begin():
+                session.add(Inbox(name="kept only if the transaction commits"))
+                await session.flush()
+                await session.execute(text("SELECT * FROM no_such_table"))
+    async with engine.connect() as connection:
+        with pytest.raises(IntegrityError):
+            await connection.execute(text("INSERT INTO inboxes (id, name) VALUES (NULL, NULL)"))
+    async with sessionmaker() as session:
+        assert (await session.scalars(select(Inbox.name))).all() == []
