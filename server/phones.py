@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 DEFAULT_REGION = "US"
@@ -11,6 +13,9 @@ class InvalidPhone(ValueError):
     pass
 
 
+# The same few numbers come back on every webhook (an office's own, its busiest contacts), and
+# parsing one costs more than the rest of reading the webhook's fields.
+@lru_cache(maxsize=4096)
 def to_e164(raw: str, region: str = DEFAULT_REGION) -> str:
     """`raw` as E.164 (`+14155550100`); raises InvalidPhone for anything that is not a number."""
     text = (raw or "").strip()

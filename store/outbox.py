@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -86,17 +86,21 @@ async def write_pending(session: AsyncSession) -> list[tuple[Event, str | None]]
 
 async def _reserve(session: AsyncSession, counts: dict[str, int]) -> dict[str, int]:
     """Bump each channel's counter by its count (one upsert, rows in the given order, which
-    is the order their locks are taken in) and return each new last seq."""
+    is the order their locks are taken in) and return each new last seq.
+
+    Written for one row and run with every row's parameters, so the statement compiles once
+    per process (a many-row VALUES would compile anew for each count of channels)."""
     dialect = session.get_bind().dialect.name
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = upsert(ChannelSequence).values(
-        [{"channel": channel, "seq": count} for channel, count in counts.items()]
-    )
+    table = ChannelSequence.__table__
+    stmt = upsert(table).values(channel=bindparam("channel"), seq=bindparam("seq"))
     stmt = stmt.on_conflict_do_update(
-        index_elements=[ChannelSequence.channel],
-        set_={"seq": ChannelSequence.seq + stmt.excluded.seq},
-    ).returning(ChannelSequence.channel, ChannelSequence.seq)
-    return {channel: int(seq) for channel, seq in await session.execute(stmt)}
+        index_elements=[table.c.channel], set_={"seq": table.c.seq + stmt.excluded.seq}
+    ).returning(table.c.channel, table.c.seq)
+    rows = await session.execute(
+        stmt, [{"channel": channel, "seq": count} for channel, count in counts.items()]
+    )
+    return {channel: int(seq) for channel, seq in rows}
 
 
 async def read_since(
