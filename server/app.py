@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from server import errors, live, outages, worker
+from server.auth import SocketSignIns
 from server.logging import RequestIdMiddleware
 from server.metrics import Metrics, MetricsMiddleware, observe_publisher
 from server.routes import api, campaigns, ops, pages, sending, twilio_webhooks, ws
@@ -68,4 +69,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.switchboard = state
     app.state.metrics = metrics
     app.state.inbound = inbound.Receiver(state)
+    app.state.socket_sign_ins = SocketSignIns(state)
     return app

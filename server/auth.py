@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from server.services.group_commit import GroupCommit
+from server.state import AppState
 from store.models import AuthSession, User, utcnow
 
 SESSION_COOKIE = "sb_session"
@@ -42,14 +45,41 @@ async def authenticate_token(
     session: AsyncSession, token: str | None
 ) -> tuple[User, AuthSession] | None:
     """The active user and session behind `token`, or None (unknown, expired, revoked, inactive)."""
-    if not token or len(token) > 200:
-        return None
-    auth = await session.scalar(select(AuthSession).where(AuthSession.token_hash == _digest(token)))
-    if auth is None or auth.revoked_at is not None or auth.expires_at <= utcnow():
-        return None
-    if not auth.user.active:
-        return None
-    return auth.user, auth
+    [found] = await authenticate_tokens(session, [token])
+    return found
+
+
+async def authenticate_tokens(
+    session: AsyncSession, tokens: Sequence[str | None]
+) -> list[tuple[User, AuthSession] | None]:
+    """`authenticate_token` for each of `tokens`, in one query."""
+    digests = [_digest(token) if token and len(token) <= 200 else None for token in tokens]
+    wanted = {digest for digest in digests if digest is not None}
+    found: dict[str, AuthSession] = {}
+    if wanted:
+        rows = await session.scalars(select(AuthSession).where(AuthSession.token_hash.in_(wanted)))
+        found = {auth.token_hash: auth for auth in rows}
+    now = utcnow()
+    results: list[tuple[User, AuthSession] | None] = []
+    for digest in digests:
+        auth = found.get(digest or "")
+        if auth is None or auth.revoked_at is not None or auth.expires_at <= now:
+            results.append(None)
+        else:
+            results.append((auth.user, auth) if auth.user.active else None)
+    return results
+
+
+class SocketSignIns:
+    """Checks the tokens of websockets being opened. Tokens that arrive while a check runs are
+    looked up together in the next one, so a storm of reconnecting sockets (a deploy, a network
+    blip) costs a few reads rather than one per socket."""
+
+    def __init__(self, state: AppState, limit: int = 256) -> None:
+        self._group = GroupCommit(state, authenticate_tokens, limit, session=state.reading)
+
+    async def check(self, token: str) -> tuple[User, AuthSession] | None:
+        return await self._group.submit(token)
 
 
 async def revoke_session(session: AsyncSession, auth_session_id: int) -> None:

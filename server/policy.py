@@ -14,56 +14,90 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from realtime.ports import Principal
-from server.access import visible_inbox_ids
+from server.access import visible_inbox_ids_of
+from server.services.group_commit import GroupCommit
 from server.state import AppState
 from store.models import AuthSession, Conversation, User, utcnow
 
 
 class ChannelPolicy:
-    def __init__(self, state: AppState) -> None:
+    """Answers the realtime node. Questions asked while a read runs (a storm of sockets
+    subscribing) are answered together in the next one (`GroupCommit` over reads)."""
+
+    def __init__(self, state: AppState, limit: int = 256) -> None:
         self._state = state
+        self._group = GroupCommit(state, _authorize_all, limit, session=state.reading)
 
     async def authorize(self, principal: Principal, channels: Sequence[str]) -> dict[str, bool]:
-        decisions = dict.fromkeys(channels, False)
-        async with self._state.reading() as session:
-            user = await _signed_in_user(session, principal)
-            if user is None:
-                return decisions
-            parsed = [(channel, *_split(channel)) for channel in channels]
-            visible = await visible_inbox_ids(session, user)
-            inbox_of = await _conversation_inboxes(
-                session, [ident for _, kind, ident in parsed if kind == "conversation"]
-            )
-        for channel, kind, ident in parsed:
-            if kind == "user":
-                decisions[channel] = ident == user.id
-            elif kind == "campaign":
-                decisions[channel] = user.is_admin
-            elif kind == "inbox":
-                decisions[channel] = visible is None or ident in visible
-            elif kind == "conversation":
-                inbox_id = inbox_of.get(ident)
-                decisions[channel] = inbox_id is not None and (
-                    visible is None or inbox_id in visible
-                )
-        return decisions
+        return await self._group.submit((principal, tuple(channels)))
 
     async def session_valid(self, principal: Principal) -> bool:
         async with self._state.reading() as session:
-            return await _signed_in_user(session, principal) is not None
+            return (await _signed_in_users(session, [principal]))[0] is not None
 
 
-async def _signed_in_user(session: AsyncSession, principal: Principal) -> User | None:
-    auth = await session.get(AuthSession, principal.session_id)
-    if (
-        auth is None
-        or auth.user_id != principal.user_id
-        or auth.revoked_at is not None
-        or auth.expires_at <= utcnow()
-        or not auth.user.active
-    ):
-        return None
-    return auth.user
+async def _authorize_all(
+    session: AsyncSession, asked: Sequence[tuple[Principal, tuple[str, ...]]]
+) -> list[dict[str, bool]]:
+    """Each principal's decision on each of its channels, with one query per kind for all."""
+    users = await _signed_in_users(session, [principal for principal, _ in asked])
+    visible = await visible_inbox_ids_of(session, [user for user in users if user is not None])
+    conversations = {
+        ident
+        for (_, channels), user in zip(asked, users, strict=True)
+        if user is not None
+        for kind, ident in map(_split, channels)
+        if kind == "conversation"
+    }
+    inbox_of = await _conversation_inboxes(session, sorted(conversations))
+    return [
+        _decide(user, visible[user.id], inbox_of, channels)
+        if user is not None
+        else dict.fromkeys(channels, False)
+        for (_, channels), user in zip(asked, users, strict=True)
+    ]
+
+
+def _decide(
+    user: User, visible: set[int] | None, inbox_of: dict[int, int], channels: Sequence[str]
+) -> dict[str, bool]:
+    decisions = dict.fromkeys(channels, False)
+    for channel in channels:
+        kind, ident = _split(channel)
+        if kind == "user":
+            decisions[channel] = ident == user.id
+        elif kind == "campaign":
+            decisions[channel] = user.is_admin
+        elif kind == "inbox":
+            decisions[channel] = visible is None or ident in visible
+        elif kind == "conversation":
+            inbox_id = inbox_of.get(ident)
+            decisions[channel] = inbox_id is not None and (visible is None or inbox_id in visible)
+    return decisions
+
+
+async def _signed_in_users(
+    session: AsyncSession, principals: Sequence[Principal]
+) -> list[User | None]:
+    """The user of each principal whose sign-in session is still good, else None."""
+    ids = {principal.session_id for principal in principals}
+    rows = await session.scalars(select(AuthSession).where(AuthSession.id.in_(ids)))
+    sessions = {auth.id: auth for auth in rows}
+    now = utcnow()
+    users: list[User | None] = []
+    for principal in principals:
+        auth = sessions.get(principal.session_id)
+        if (
+            auth is None
+            or auth.user_id != principal.user_id
+            or auth.revoked_at is not None
+            or auth.expires_at <= now
+            or not auth.user.active
+        ):
+            users.append(None)
+        else:
+            users.append(auth.user)
+    return users
 
 
 def _split(channel: str) -> tuple[str, int]:

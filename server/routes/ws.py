@@ -14,7 +14,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from realtime import Principal, TransportClosed, protocol
 from server import live
-from server.auth import authenticate_token, credentials
+from server.auth import credentials
 from server.errors import error_response
 from server.state import AppState
 from server.websocket import DIRECT_WRITE, DirectWriter
@@ -97,8 +97,7 @@ async def live_socket(websocket: WebSocket) -> None:
     if from_cookie and not same_origin(websocket.headers.get("origin"), state.settings.public_url):
         await _refuse(websocket, 403, "forbidden", "cross-site websocket refused")
         return
-    async with state.reading() as session:
-        found = await authenticate_token(session, token)
+    found = await websocket.app.state.socket_sign_ins.check(token)
     if found is None:
         await _refuse(websocket, 401, "unauthorized", "sign in first")
         return

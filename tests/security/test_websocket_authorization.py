@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
 from websockets.exceptions import InvalidStatus
 
 from store import outbox
@@ -187,3 +188,51 @@ async def test_a_user_deactivated_while_connected_loses_every_channel(
         assert [f for f in await erin.quiet(1.5) if f.get("op") == "event"] == []
     finally:
         await erin.close()
+
+
+async def test_a_storm_of_sockets_each_gets_its_own_answers(
+    live_server: LiveServer, world: World
+) -> None:
+    """Sockets of every kind of user open and subscribe all at once, as after a deploy: their
+    sign-ins and subscriptions are looked up together, and each still gets exactly its own
+    user's answers (and a refused sign-in stays refused)."""
+    named = channels(world)
+    asked = list(named.values())
+    looked_up: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM auth_sessions" in statement:
+            looked_up.append(statement)
+
+    read_engine = live_server.state.read_engine.sync_engine
+    event.listen(read_engine, "before_cursor_execute", count)
+    crowd = [who for who in EXPECTED for _ in range(6)]
+    try:
+        refused, clients = await asyncio.gather(
+            asyncio.gather(
+                *(
+                    LiveClient.connect(live_server.ws_url, token, encoding="json")
+                    for token in [world.tokens["dave"], "not-a-token"] * 3
+                ),
+                return_exceptions=True,
+            ),
+            asyncio.gather(*(open_as(live_server, world, who) for who in crowd)),
+        )
+        try:
+            got = await asyncio.gather(*(answers(client, asked) for client in clients))
+        finally:
+            await asyncio.gather(*(client.close() for client in clients))
+    finally:
+        event.remove(read_engine, "before_cursor_execute", count)
+
+    assert all(
+        isinstance(error, InvalidStatus) and error.response.status_code == 401
+        for error in refused
+    ), refused
+    for who, frames in zip(crowd, got, strict=True):
+        for name, channel in named.items():
+            expected = EXPECTED[who].get(name, NO)
+            frame = frames[channel]
+            assert frame["op"] == ("subscribed" if expected == OK else "error"), (who, name, frame)
+    # Unbatched, each socket would have read its sign-in session twice (handshake, subscribe).
+    assert len(looked_up) < 2 * len(crowd + refused)
