@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,11 +63,14 @@ async def authenticate_tokens(
     results: list[tuple[User, AuthSession] | None] = []
     for digest in digests:
         auth = found.get(digest or "")
-        if auth is None or auth.revoked_at is not None or auth.expires_at <= now:
-            results.append(None)
-        else:
-            results.append((auth.user, auth) if auth.user.active else None)
+        results.append((auth.user, auth) if auth is not None and is_good(auth, now) else None)
     return results
+
+
+def is_good(auth: AuthSession, now: datetime) -> bool:
+    """Whether a sign-in session still lets its user in: not revoked, not expired, and the
+    user not deactivated."""
+    return auth.revoked_at is None and auth.expires_at > now and auth.user.active
 
 
 class SocketSignIns:

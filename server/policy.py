@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from realtime.ports import Principal
 from server.access import visible_inbox_ids_of
+from server.auth import is_good
 from server.services.group_commit import GroupCommit
 from server.state import AppState
 from store.models import AuthSession, Conversation, User, utcnow
@@ -87,16 +88,10 @@ async def _signed_in_users(
     users: list[User | None] = []
     for principal in principals:
         auth = sessions.get(principal.session_id)
-        if (
-            auth is None
-            or auth.user_id != principal.user_id
-            or auth.revoked_at is not None
-            or auth.expires_at <= now
-            or not auth.user.active
-        ):
-            users.append(None)
-        else:
+        if auth is not None and auth.user_id == principal.user_id and is_good(auth, now):
             users.append(auth.user)
+        else:
+            users.append(None)
     return users
 
 

@@ -101,8 +101,8 @@ async def add_received_messages(
         {**values, "conversation_id": conversation.id}
         for conversation, (_, values) in zip(conversations, items, strict=True)
     ]
-    # SQLite cannot say which RETURNING row came from which VALUES row, so asked to keep the
-    # order SQLAlchemy would insert them one by one; the rows are matched up by sid instead.
+    # SQLite cannot say which RETURNING row came from which VALUES row: asked to keep their
+    # order, SQLAlchemy would insert the rows one by one. They are matched up by sid instead.
     inserted = await session.scalars(insert(Message).returning(Message), rows)
     by_sid = {message.twilio_sid: message for message in inserted}
     return [

@@ -226,8 +226,7 @@ async def test_a_storm_of_sockets_each_gets_its_own_answers(
         event.remove(read_engine, "before_cursor_execute", count)
 
     assert all(
-        isinstance(error, InvalidStatus) and error.response.status_code == 401
-        for error in refused
+        isinstance(error, InvalidStatus) and error.response.status_code == 401 for error in refused
     ), refused
     for who, frames in zip(crowd, got, strict=True):
         for name, channel in named.items():
