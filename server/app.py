@@ -48,12 +48,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(SecurityHeadersMiddleware),
     ]
     app = Starlette(
+        # Twilio's webhooks come first: the router tries routes in order, and they are
+        # the requests that come in bursts.
         routes=[
+            *twilio_webhooks.routes,
             *ops.routes,
             *api.routes,
             *campaigns.routes,
             *sending.routes,
-            *twilio_webhooks.routes,
             *ws.routes,
             *pages.routes,
         ],

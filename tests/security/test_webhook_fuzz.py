@@ -318,6 +318,21 @@ async def test_a_body_that_is_not_a_form_stores_nothing(
     assert await stored(target) == before
 
 
+async def test_a_multipart_body_stores_nothing_even_rightly_signed(
+    target: Target, http: httpx.AsyncClient
+) -> None:
+    """Twilio posts urlencoded forms only: fields sent as multipart are not read, so the
+    signature over them cannot match."""
+    before = await stored(target)
+    params = target.inbound("multipart")
+    sig = {"X-Twilio-Signature": target.sign(PUBLIC_URL + INBOUND, params)}
+    files = {"Media": ("a.txt", b"x", "text/plain")}
+    response = await http.post(INBOUND, data=params, files=files, headers=sig)
+    assert response.request.headers["content-type"].startswith("multipart/form-data")
+    assert_refused(response, (403,))
+    assert await stored(target) == before
+
+
 async def test_bytes_that_are_not_utf8_are_refused_without_a_5xx(
     target: Target, client: httpx.Client, http: httpx.AsyncClient
 ) -> None:
