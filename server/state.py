@@ -33,7 +33,7 @@ class EventPublisher(Protocol):
         """Re-check every live subscription of `user_id`, on every process; cut what is gone."""
 
 
-def envelope(event: Event, request_id: str | None = None) -> dict[str, Any]:
+def envelope(event: Event | outbox.WrittenEvent, request_id: str | None = None) -> dict[str, Any]:
     """The event as publishers take it; `request_id` names what caused it, for the logs."""
     return {
         "channel": event.channel,
@@ -88,7 +88,7 @@ class AppState:
                 raise
             callbacks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT_KEY, [])
         if events:
-            await self.publish([envelope(event, origin) for event, origin in events])
+            await self.publish([envelope(event, event.origin) for event in events])
         for callback in callbacks:
             try:
                 await callback()

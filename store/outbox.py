@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from store.models import ChannelSequence, Event, utcnow
 
@@ -30,6 +32,21 @@ class PendingEvent:
     type: str
     data: dict[str, Any]
     origin: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenEvent:
+    """An event as inserted (the columns publishers need, not an ORM object: a busy
+    transaction writes hundreds) and the origin it was emitted with."""
+
+    channel: str
+    seq: int
+    type: str
+    data: dict[str, Any]
+    origin: str | None
+
+
+_INSERT_EVENTS = insert(Event.__table__)
 
 
 def set_origin(session: AsyncSession, origin: str | None) -> None:
@@ -48,40 +65,35 @@ def discard_pending(session: AsyncSession) -> None:
     session.info.pop(_PENDING_KEY, None)
 
 
-async def write_pending(session: AsyncSession) -> list[tuple[Event, str | None]]:
+async def write_pending(session: AsyncSession) -> list[WrittenEvent]:
     """Assign seqs to the queued events and insert them; call right before commit.
 
-    The events are inserted in one statement (executemany) and returned unattached to the
-    session with their origins, in the order the service emitted them, which is the order to
-    publish them in.
+    The events are inserted in one statement (executemany) and returned in the order the
+    service emitted them, which is the order to publish them in.
     """
     pending: list[PendingEvent] = session.info.pop(_PENDING_KEY, [])
     if not pending:
         return []
-    by_channel: dict[str, list[int]] = {}
-    for index, item in enumerate(pending):
-        by_channel.setdefault(item.channel, []).append(index)
+    counts: dict[str, int] = {}
+    for item in pending:
+        counts[item.channel] = counts.get(item.channel, 0) + 1
+    lasts = await _reserve(session, {channel: counts[channel] for channel in sorted(counts)})
+    # Each channel's seqs are handed out in emit order, up to its new last seq.
+    next_seq = {channel: lasts[channel] - count + 1 for channel, count in counts.items()}
+    written = []
+    for item in pending:
+        seq = next_seq[item.channel]
+        next_seq[item.channel] = seq + 1
+        written.append(WrittenEvent(item.channel, seq, item.type, item.data, item.origin))
     now = utcnow()
-    channels = sorted(by_channel)
-    lasts = await _reserve(session, {channel: len(by_channel[channel]) for channel in channels})
-    written: list[Event | None] = [None] * len(pending)
-    for channel in channels:
-        indexes = by_channel[channel]
-        first = lasts[channel] - len(indexes) + 1
-        for offset, index in enumerate(indexes):
-            item = pending[index]
-            written[index] = Event(
-                channel=channel, seq=first + offset, type=item.type, data=item.data, created_at=now
-            )
-    events = [event for event in written if event is not None]
     await session.execute(
-        insert(Event.__table__),
+        _INSERT_EVENTS,
         [
             {"channel": e.channel, "seq": e.seq, "type": e.type, "data": e.data, "created_at": now}
-            for e in events
+            for e in written
         ],
     )
-    return [(event, item.origin) for event, item in zip(events, pending, strict=True)]
+    return written
 
 
 async def _reserve(session: AsyncSession, counts: dict[str, int]) -> dict[str, int]:
@@ -90,17 +102,21 @@ async def _reserve(session: AsyncSession, counts: dict[str, int]) -> dict[str, i
 
     Written for one row and run with every row's parameters, so the statement compiles once
     per process (a many-row VALUES would compile anew for each count of channels)."""
-    dialect = session.get_bind().dialect.name
+    rows = await session.execute(
+        _reserve_statement(session.get_bind().dialect.name),
+        [{"channel": channel, "seq": count} for channel, count in counts.items()],
+    )
+    return {channel: int(seq) for channel, seq in rows}
+
+
+@cache
+def _reserve_statement(dialect: str) -> ReturningInsert[str, int]:
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = ChannelSequence.__table__
     stmt = upsert(table).values(channel=bindparam("channel"), seq=bindparam("seq"))
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[table.c.channel], set_={"seq": table.c.seq + stmt.excluded.seq}
     ).returning(table.c.channel, table.c.seq)
-    rows = await session.execute(
-        stmt, [{"channel": channel, "seq": count} for channel, count in counts.items()]
-    )
-    return {channel: int(seq) for channel, seq in rows}
 
 
 async def read_since(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select, tuple_
+from sqlalchemy import ColumnElement, Select, bindparam, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.serializers import conversation_json, message_json
@@ -15,6 +15,24 @@ from store.models import Conversation, Message, utcnow
 
 # Conversations whose row this transaction has locked (and read fresh).
 _LOCKED_KEY = "conversations.locked"
+
+
+def _locking(where: ColumnElement[bool]) -> Select[tuple[Conversation]]:
+    return (
+        select(Conversation)
+        .where(where)
+        .order_by(Conversation.id)
+        .with_for_update(of=Conversation)
+        .execution_options(populate_existing=True)
+    )
+
+
+# Built once: constructing a statement costs more than running it from the compiled cache.
+_LOCK_BY_PAIRS = _locking(
+    tuple_(Conversation.inbox_id, Conversation.contact_id).in_(bindparam("pairs", expanding=True))
+)
+_LOCK_BY_IDS = _locking(Conversation.id.in_(bindparam("ids", expanding=True)))
+_INSERT_RETURNING_MESSAGES = insert(Message).returning(Message)
 
 
 async def get_or_create_conversation(
@@ -32,8 +50,8 @@ async def get_or_create_conversations(
     (race-safe upsert); their rows are locked like `lock_conversations` (messages are
     recorded into them next)."""
     wanted = sorted(set(keys))
-    pair = tuple_(Conversation.inbox_id, Conversation.contact_id)
-    found = {(c.inbox_id, c.contact_id): c for c in await _locked(session, pair.in_(wanted))}
+    existing = await _locked(session, _LOCK_BY_PAIRS, {"pairs": wanted})
+    found = {(c.inbox_id, c.contact_id): c for c in existing}
     missing = [key for key in wanted if key not in found]
     if missing:
         now = utcnow()
@@ -43,7 +61,7 @@ async def get_or_create_conversations(
             .on_conflict_do_nothing(index_elements=[Conversation.inbox_id, Conversation.contact_id])
         )
         await session.execute(stmt)
-        created = await _locked(session, pair.in_(missing))
+        created = await _locked(session, _LOCK_BY_PAIRS, {"pairs": missing})
         found.update({(c.inbox_id, c.contact_id): c for c in created})
     return found
 
@@ -54,18 +72,13 @@ async def lock_conversations(
     """The conversations that exist of these, by id, their rows locked to the end of the
     transaction (PostgreSQL) in id order, so that two transactions never deadlock on them."""
     wanted = sorted(set(conversation_ids))
-    return {c.id: c for c in await _locked(session, Conversation.id.in_(wanted))}
+    return {c.id: c for c in await _locked(session, _LOCK_BY_IDS, {"ids": wanted})}
 
 
-async def _locked(session: AsyncSession, where: ColumnElement[bool]) -> Sequence[Conversation]:
-    stmt = (
-        select(Conversation)
-        .where(where)
-        .order_by(Conversation.id)
-        .with_for_update(of=Conversation)
-        .execution_options(populate_existing=True)
-    )
-    conversations = (await session.scalars(stmt)).all()
+async def _locked(
+    session: AsyncSession, stmt: Select[tuple[Conversation]], params: dict[str, Any]
+) -> Sequence[Conversation]:
+    conversations = (await session.scalars(stmt, params)).all()
     session.info.setdefault(_LOCKED_KEY, set()).update(c.id for c in conversations)
     return conversations
 
@@ -103,7 +116,7 @@ async def add_received_messages(
     ]
     # SQLite cannot say which RETURNING row came from which VALUES row: asked to keep their
     # order, SQLAlchemy would insert the rows one by one. They are matched up by sid instead.
-    inserted = await session.scalars(insert(Message).returning(Message), rows)
+    inserted = await session.scalars(_INSERT_RETURNING_MESSAGES, rows)
     by_sid = {message.twilio_sid: message for message in inserted}
     return [
         (conversation, by_sid[row["twilio_sid"]])

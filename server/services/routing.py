@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.services import sql
@@ -13,6 +13,14 @@ from store.models import Inbox, MessagingService, PhoneNumber
 UNROUTED_NAME = "Unrouted"
 # Arbitrary, fixed: the advisory lock key that serialises creating the Unrouted inbox.
 _UNROUTED_LOCK_KEY = 0x5B_0001
+
+# Built once: constructing a statement costs more than running it from the compiled cache.
+_NUMBER_AND_INBOX = (
+    select(PhoneNumber, Inbox)
+    .outerjoin(Inbox, Inbox.id == PhoneNumber.inbox_id)
+    .where(PhoneNumber.number == bindparam("number"))
+)
+_SERVICE_ID = select(MessagingService.id).where(MessagingService.sid == bindparam("sid"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,17 +57,9 @@ async def route_inbound(
     A number we do not know can still name its service through the webhook's
     MessagingServiceSid, which is what opt-out keywords then apply to.
     """
-    found = (
-        await session.execute(
-            select(PhoneNumber, Inbox)
-            .outerjoin(Inbox, Inbox.id == PhoneNumber.inbox_id)
-            .where(PhoneNumber.number == to_number)
-        )
-    ).first()
+    found = (await session.execute(_NUMBER_AND_INBOX, {"number": to_number})).first()
     number, inbox = found if found is not None else (None, None)
     service_id = number.messaging_service_id if number is not None else None
     if service_id is None and messaging_service_sid:
-        service_id = await session.scalar(
-            select(MessagingService.id).where(MessagingService.sid == messaging_service_sid)
-        )
+        service_id = await session.scalar(_SERVICE_ID, {"sid": messaging_service_sid})
     return Route(inbox or await unrouted_inbox(session), number, service_id)
