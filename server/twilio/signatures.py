@@ -66,14 +66,32 @@ async def verified_form(request: Request, settings: Settings) -> FormData:
     signature = request.headers.get(SIGNATURE_HEADER)
     if not signature:
         raise ApiError(403, "forbidden", f"missing {SIGNATURE_HEADER} header")
-    form = FormData(await _form_fields(request))
+    fields = await _form_fields(request)
     algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
     url = signed_url(settings, request.url.path, request.url.query)
     validator = RequestValidator(settings.webhook_auth_token)
-    if not validator.validate(url, form, signature, algorithm):
+    if not validator.validate(url, SignedParams.of(fields), signature, algorithm):
         raise ApiError(403, "forbidden", f"invalid {SIGNATURE_HEADER} for {url}")
     # PostgreSQL text cannot hold NUL: keep what was sent, a NUL shown as U+FFFD.
-    return FormData([(key, value.replace("\x00", "\ufffd")) for key, value in form.multi_items()])
+    return FormData([(key, value.replace("\x00", "\ufffd")) for key, value in fields])
+
+
+class SignedParams(dict[str, list[str]]):
+    """Each field's values, in the multidict shape the validator reads first (`getall`).
+
+    Handed a FormData, it looked `getall` up and failed before using `getlist`, which scans
+    every field: twice per field per signature, the costliest part of a webhook's check.
+    """
+
+    @classmethod
+    def of(cls, fields: list[tuple[str, str]]) -> SignedParams:
+        params = cls()
+        for key, value in fields:
+            params.setdefault(key, []).append(value)
+        return params
+
+    def getall(self, key: str) -> list[str]:
+        return self[key]
 
 
 async def _form_fields(request: Request) -> list[tuple[str, str]]:
