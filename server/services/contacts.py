@@ -12,7 +12,10 @@ from server.services import sql
 from store.models import Contact, utcnow
 
 # Built once: constructing a statement costs more than running it from the compiled cache.
-_BY_PHONES = select(Contact).where(Contact.phone.in_(bindparam("phones", expanding=True)))
+# Columns, not Contact objects: a webhook's contact is loaded whole once, with its conversation.
+_IDS_BY_PHONE = select(Contact.__table__.c.phone, Contact.__table__.c.id).where(
+    Contact.__table__.c.phone.in_(bindparam("phones", expanding=True))
+)
 
 
 async def find_or_create_contact(session: AsyncSession, phone: str) -> Contact:
@@ -21,20 +24,21 @@ async def find_or_create_contact(session: AsyncSession, phone: str) -> Contact:
     Raises `server.phones.InvalidPhone` for something that is not a phone number.
     """
     number = to_e164(phone)
-    return (await find_or_create_contacts(session, [number]))[number]
+    contact_id = (await find_or_create_contact_ids(session, [number]))[number]
+    return await session.get_one(Contact, contact_id)
 
 
-async def find_or_create_contacts(
+async def find_or_create_contact_ids(
     session: AsyncSession, numbers: Iterable[str]
-) -> dict[str, Contact]:
-    """The contacts with these E.164 numbers, by number, the new ones created.
+) -> dict[str, int]:
+    """The ids of the contacts with these E.164 numbers, by number, the new ones created.
 
     Two concurrent calls for the same new phone both end with the one row: the insert is an
     `ON CONFLICT DO NOTHING`, which waits for the other transaction and then finds its row.
     """
     wanted = sorted(set(numbers))
     # Most texts come from people already known: one lookup, no write.
-    found = {c.phone: c for c in await session.scalars(_BY_PHONES, {"phones": wanted})}
+    found = {phone: id_ for phone, id_ in await session.execute(_IDS_BY_PHONE, {"phones": wanted})}
     missing = [number for number in wanted if number not in found]
     if not missing:
         return found
@@ -46,5 +50,6 @@ async def find_or_create_contacts(
         .on_conflict_do_nothing(index_elements=[Contact.phone])
     )
     await session.execute(stmt)
-    found.update({c.phone: c for c in await session.scalars(_BY_PHONES, {"phones": missing})})
+    created = await session.execute(_IDS_BY_PHONE, {"phones": missing})
+    found.update((phone, id_) for phone, id_ in created)
     return found

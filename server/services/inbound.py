@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.errors import ApiError
 from server.logging import current_request_id
 from server.phones import InvalidPhone, to_e164
-from server.services.contacts import find_or_create_contacts
+from server.services.contacts import find_or_create_contact_ids
 from server.services.conversations import (
     add_received_messages,
     announce_message,
@@ -133,9 +133,9 @@ async def _receive_all(
         key: await route_inbound(session, *key) for key in dict.fromkeys(map(_route_key, smses))
     }
     routed = [routes[_route_key(sms)] for sms in smses]
-    contacts = await find_or_create_contacts(session, {sms.from_number for sms in smses})
+    contact_ids = await find_or_create_contact_ids(session, {sms.from_number for sms in smses})
     threads = [
-        (route.inbox.id, contacts[sms.from_number].id)
+        (route.inbox.id, contact_ids[sms.from_number])
         for sms, route in zip(smses, routed, strict=True)
     ]
     conversations = await get_or_create_conversations(session, threads)
