@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Row
+
 from store.models import (
     Campaign,
     Contact,
@@ -47,7 +49,8 @@ def contact_json(contact: Contact) -> dict[str, Any]:
     }
 
 
-def message_json(message: Message) -> dict[str, Any]:
+def message_json(message: Message | Row[Any]) -> dict[str, Any]:
+    """A message, from its object or its row (the same names)."""
     return {
         "id": message.id,
         "conversation_id": message.conversation_id,
@@ -70,7 +73,7 @@ def message_json(message: Message) -> dict[str, Any]:
 
 
 def conversation_json(
-    conversation: Conversation, last_message: Message | None, unread_count: int
+    conversation: Conversation, last_message: Message | Row[Any] | None, unread_count: int
 ) -> dict[str, Any]:
     return {
         "id": conversation.id,

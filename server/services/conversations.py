@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, insert, select, tuple_
+from sqlalchemy import ColumnElement, Row, Select, bindparam, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from server.serializers import conversation_json, message_json
 from server.services import sql
@@ -32,7 +33,15 @@ _LOCK_BY_PAIRS = _locking(
     tuple_(Conversation.inbox_id, Conversation.contact_id).in_(bindparam("pairs", expanding=True))
 )
 _LOCK_BY_IDS = _locking(Conversation.id.in_(bindparam("ids", expanding=True)))
-_INSERT_RETURNING_MESSAGES = insert(Message).returning(Message)
+_messages = Message.__table__
+_INSERT_RETURNING_MESSAGES = insert(_messages).returning(*_messages.c)
+_conversations = Conversation.__table__
+_NEWEST_COLUMNS = ("last_message_id", "last_message_at", "last_inbound_message_id", "sticky_number")
+_SET_NEWEST = (
+    update(_conversations)
+    .where(_conversations.c.id == bindparam("conversation_id"))
+    .values({column: bindparam(f"new_{column}") for column in _NEWEST_COLUMNS})
+)
 
 
 async def get_or_create_conversation(
@@ -91,23 +100,30 @@ async def record_message(
     session: AsyncSession, conversation: Conversation, message: Message
 ) -> Message:
     """Add `message` to `conversation` (its row locked first, so the conversation's messages
-    get their ids, and their events, in the order they are recorded) and announce it."""
+    get their ids, and their events, in the order they are recorded), make it the
+    conversation's newest and announce it."""
     [locked] = await _lock_all(session, [conversation])
     message.conversation_id = locked.id
     session.add(message)
     await session.flush()
+    for key, value in _newest(message).items():
+        setattr(locked, key, value)
     announce_message(session, locked, message)
     return message
 
 
 async def add_received_messages(
     session: AsyncSession, items: Sequence[tuple[Conversation, dict[str, Any]]]
-) -> list[tuple[Conversation, Message]]:
+) -> list[tuple[Conversation, Row[Any]]]:
     """Insert inbound messages (column values, each with its own `twilio_sid`) into their
-    conversations in one statement, in the order given; the caller announces each next.
+    conversations in one statement, in the order given, and make the last of each
+    conversation its newest; the caller announces each message next.
 
-    Returns the pairs with each conversation as locked. A `twilio_sid` already stored raises
-    IntegrityError.
+    Returns the pairs with each conversation as locked and each message as its row. A
+    `twilio_sid` already stored raises IntegrityError.
+
+    Core statements, not the ORM: for a group of webhooks its unit of work (the messages'
+    objects, the conversations' flush) cost more than the SQL it ran.
     """
     conversations = await _lock_all(session, [c for c, _ in items])
     rows = [
@@ -116,12 +132,35 @@ async def add_received_messages(
     ]
     # SQLite cannot say which RETURNING row came from which VALUES row: asked to keep their
     # order, SQLAlchemy would insert the rows one by one. They are matched up by sid instead.
-    inserted = await session.scalars(_INSERT_RETURNING_MESSAGES, rows)
+    inserted = await session.execute(_INSERT_RETURNING_MESSAGES, rows)
     by_sid = {message.twilio_sid: message for message in inserted}
-    return [
+    added = [
         (conversation, by_sid[row["twilio_sid"]])
         for conversation, row in zip(conversations, rows, strict=True)
     ]
+    newest = {conversation.id: (conversation, message) for conversation, message in added}
+    await session.execute(
+        _SET_NEWEST,
+        [
+            {
+                "conversation_id": conversation.id,
+                **{f"new_{column}": value for column, value in _newest(message).items()},
+            }
+            for conversation, message in newest.values()
+        ],
+    )
+    for conversation, message in newest.values():
+        for key, value in _newest(message).items():
+            set_committed_value(conversation, key, value)  # as stored, nothing left to flush
+    return added
+
+
+def _newest(message: Message | Row[Any]) -> dict[str, Any]:
+    """A conversation's columns once `message` is its newest."""
+    newest = {"last_message_id": message.id, "last_message_at": message.created_at}
+    if message.direction == "inbound":
+        newest |= {"last_inbound_message_id": message.id, "sticky_number": message.to_number}
+    return newest
 
 
 async def _lock_all(
@@ -137,15 +176,11 @@ async def _lock_all(
     return current
 
 
-def announce_message(session: AsyncSession, conversation: Conversation, message: Message) -> None:
-    """Make `message` (added) its conversation's last one, and for an inbound message its last
-    inbound message and sticky sender number; emit `message.created` on the inbox and
-    conversation channels and `conversation.updated` on the inbox channel."""
-    conversation.last_message_id = message.id
-    conversation.last_message_at = message.created_at
-    if message.direction == "inbound":
-        conversation.last_inbound_message_id = message.id
-        conversation.sticky_number = message.to_number
+def announce_message(
+    session: AsyncSession, conversation: Conversation, message: Message | Row[Any]
+) -> None:
+    """Emit `message.created` on the inbox and conversation channels and
+    `conversation.updated` (with `message` as its newest) on the inbox channel."""
     data = message_json(message)
     outbox.emit(session, f"inbox:{conversation.inbox_id}", "message.created", data)
     outbox.emit(session, f"conversation:{conversation.id}", "message.created", data)
@@ -164,8 +199,10 @@ def announce_status(session: AsyncSession, inbox_id: int, message: Message) -> N
     outbox.emit(session, f"conversation:{message.conversation_id}", "message.status", data)
 
 
-def _summary(conversation: Conversation, last_message: Message) -> dict[str, object]:
-    """The conversation as the list shows it, minus the unread count (that is per user)."""
+def _summary(conversation: Conversation, last_message: Message | Row[Any]) -> dict[str, object]:
+    """The conversation as the list shows it right after `last_message`, minus the unread
+    count (that is per user)."""
     data = conversation_json(conversation, last_message, 0)
+    data["last_message_at"] = data["last_message"]["created_at"]
     del data["unread_count"]
     return data

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -99,8 +99,9 @@ class Receiver:
     def __init__(self, state: AppState, group_limit: int = 64) -> None:
         self._group = GroupCommit(state, _receive_all, group_limit)
 
-    async def receive(self, sms: InboundSms) -> Message | None:
-        """Store an inbound SMS and apply its opt-out keyword; None when it is a repeat.
+    async def receive(self, sms: InboundSms) -> Row[Any] | None:
+        """Store an inbound SMS and apply its opt-out keyword: the stored message's row, or
+        None when it is a repeat.
 
         Everything, the opt-out included, commits before this returns, so the opt-out is in
         force when the webhook answers 200.
@@ -115,7 +116,7 @@ class Receiver:
 
 async def _receive_all(
     session: AsyncSession, items: Sequence[tuple[InboundSms, str | None]]
-) -> list[Message | None]:
+) -> list[Row[Any] | None]:
     """Store each SMS not stored before (by MessageSid), with set-wide lookups; each one's
     events carry the request id it came with."""
     sids = sorted({sms.message_sid for sms, _ in items})
@@ -179,7 +180,7 @@ def _message(sms: InboundSms, route: Route, action: Action | None) -> dict[str, 
 
 
 async def _apply_opt_out(
-    session: AsyncSession, sms: InboundSms, route: Route, message: Message, action: Action
+    session: AsyncSession, sms: InboundSms, route: Route, message: Row[Any], action: Action
 ) -> None:
     if route.messaging_service_id is None:
         log.warning("%s to unknown number %s: no messaging service", action, sms.to_number)
