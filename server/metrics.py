@@ -12,6 +12,7 @@ sums (see docs/operations.md). There is no shared multi-process directory to set
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -144,22 +145,33 @@ class Metrics:
             self.webhook_latency.labels(route, str(status)).observe(seconds)
 
     def observe_events(self, envelopes: Sequence[Mapping[str, Any]]) -> None:
+        """Count a batch of events, each counter child incremented once per batch (looking a
+        child up takes a lock: a webhook's events are counted on every commit)."""
+        published: collections.Counter[tuple[str, str]] = collections.Counter()
+        messages: collections.Counter[tuple[str, str]] = collections.Counter()
+        campaign_messages: collections.Counter[str] = collections.Counter()
         for envelope in envelopes:
             channel = str(envelope.get("channel", ""))
             kind = channel.split(":", 1)[0] or "unknown"
             event_type = str(envelope.get("type", ""))
-            self.events_published.labels(kind, event_type).inc()
+            published[kind, event_type] += 1
             data = envelope.get("data")
             if kind != "inbox" or not isinstance(data, Mapping):
                 # Message events go to the inbox and the conversation: count them once.
                 continue
             if event_type == "message.created":
-                self.messages.labels(str(data.get("direction")), str(data.get("tag"))).inc()
+                messages[str(data.get("direction")), str(data.get("tag"))] += 1
             if data.get("tag") == "campaign" and event_type in (
                 "message.created",
                 "message.status",
             ):
-                self.campaign_messages.labels(str(data.get("status"))).inc()
+                campaign_messages[str(data.get("status"))] += 1
+        for labels, count in published.items():
+            self.events_published.labels(*labels).inc(count)
+        for labels, count in messages.items():
+            self.messages.labels(*labels).inc(count)
+        for status, count in campaign_messages.items():
+            self.campaign_messages.labels(status).inc(count)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

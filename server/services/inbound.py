@@ -42,9 +42,8 @@ SID_PATTERN = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 MAX_BODY_CHARS = 10_000
 
 # Built once: constructing a statement costs more than running it from the compiled cache.
-_STORED_SIDS = select(Message.twilio_sid).where(
-    Message.twilio_sid.in_(bindparam("sids", expanding=True))
-)
+_sids = Message.__table__.c.twilio_sid
+_STORED_SIDS = select(_sids).where(_sids.in_(bindparam("sids", expanding=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +135,7 @@ async def _receive_all(
     routed = [routes[_route_key(sms)] for sms in smses]
     contact_ids = await find_or_create_contact_ids(session, {sms.from_number for sms in smses})
     threads = [
-        (route.inbox.id, contact_ids[sms.from_number])
+        (route.inbox_id, contact_ids[sms.from_number])
         for sms, route in zip(smses, routed, strict=True)
     ]
     conversations = await get_or_create_conversations(session, threads)
@@ -192,7 +191,7 @@ async def _apply_opt_out(
         opted_out=action == "opt_out",
         source="opt_out_type" if sms.opt_out_type else "keyword",
         message_id=message.id,
-        extra_inbox_ids=[route.inbox.id],
+        extra_inbox_ids=[route.inbox_id],
     )
 
 

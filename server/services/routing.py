@@ -15,18 +15,17 @@ UNROUTED_NAME = "Unrouted"
 _UNROUTED_LOCK_KEY = 0x5B_0001
 
 # Built once: constructing a statement costs more than running it from the compiled cache.
-_NUMBER_AND_INBOX = (
-    select(PhoneNumber, Inbox)
-    .outerjoin(Inbox, Inbox.id == PhoneNumber.inbox_id)
-    .where(PhoneNumber.number == bindparam("number"))
+_numbers = PhoneNumber.__table__
+_ROUTE_OF_NUMBER = select(_numbers.c.inbox_id, _numbers.c.messaging_service_id).where(
+    _numbers.c.number == bindparam("number")
 )
-_SERVICE_ID = select(MessagingService.id).where(MessagingService.sid == bindparam("sid"))
+_services = MessagingService.__table__
+_SERVICE_ID = select(_services.c.id).where(_services.c.sid == bindparam("sid"))
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    inbox: Inbox
-    number: PhoneNumber | None
+    inbox_id: int
     messaging_service_id: int | None
 
 
@@ -57,9 +56,8 @@ async def route_inbound(
     A number we do not know can still name its service through the webhook's
     MessagingServiceSid, which is what opt-out keywords then apply to.
     """
-    found = (await session.execute(_NUMBER_AND_INBOX, {"number": to_number})).first()
-    number, inbox = found if found is not None else (None, None)
-    service_id = number.messaging_service_id if number is not None else None
+    found = (await session.execute(_ROUTE_OF_NUMBER, {"number": to_number})).first()
+    inbox_id, service_id = found if found is not None else (None, None)
     if service_id is None and messaging_service_sid:
         service_id = await session.scalar(_SERVICE_ID, {"sid": messaging_service_sid})
-    return Route(inbox or await unrouted_inbox(session), number, service_id)
+    return Route(inbox_id or (await unrouted_inbox(session)).id, service_id)
