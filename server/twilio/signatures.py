@@ -13,9 +13,12 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.types import Message
 from twilio.request_validator import (
+    HMAC_SHA1,
+    HMAC_SHA256,
     SIGNATURE_HEADER,
     SIGNATURE_SETTINGS_HEADER,
     RequestValidator,
+    compare,
     get_signature_algorithm,
 )
 
@@ -68,9 +71,10 @@ async def verified_form(request: Request, settings: Settings) -> FormData:
         raise ApiError(403, "forbidden", f"missing {SIGNATURE_HEADER} header")
     fields = await _form_fields(request)
     algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
-    url = signed_url(settings, request.url.path, request.url.query)
-    validator = RequestValidator(settings.webhook_auth_token)
-    if not validator.validate(url, SignedParams.of(fields), signature, algorithm):
+    # The routes are exact paths; the query is signed as it was sent.
+    query = request.scope["query_string"].decode("latin-1")
+    url = signed_url(settings, request.scope["path"], query)
+    if not _signed(settings, url, SignedParams.of(fields), signature, algorithm):
         raise ApiError(403, "forbidden", f"invalid {SIGNATURE_HEADER} for {url}")
     # PostgreSQL text cannot hold NUL: keep what was sent, a NUL shown as U+FFFD.
     return FormData([(key, value.replace("\x00", "\ufffd")) for key, value in fields])
@@ -92,6 +96,22 @@ class SignedParams(dict[str, list[str]]):
 
     def getall(self, key: str) -> list[str]:
         return self[key]
+
+
+def _signed(
+    settings: Settings, url: str, params: SignedParams, signature: str, algorithm: str | None
+) -> bool:
+    """Whether Twilio signed these params for this URL.
+
+    The URL as configured is what Twilio signs; the validator also accepts it with its port
+    added or removed, but computes both every time. The one signature is checked first, and
+    the validator, which refuses unknown algorithms, decides the rest.
+    """
+    validator = RequestValidator(settings.webhook_auth_token)
+    known = (algorithm or HMAC_SHA1).upper() in (HMAC_SHA1, HMAC_SHA256)
+    if known and compare(validator.compute_signature(url, params, algorithm), signature):
+        return True
+    return bool(validator.validate(url, params, signature, algorithm))
 
 
 async def _form_fields(request: Request) -> list[tuple[str, str]]:

@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
 
 from server.services.contacts import find_or_create_contact
 from server.services.conversations import get_or_create_conversation
@@ -315,6 +316,46 @@ async def test_a_body_that_is_not_a_form_stores_nothing(
     headers = {**sig, **({"Content-Type": content_type} if content_type else {})}
     for content in (urlencode(params), str(params).replace("'", '"')):
         assert_refused(await http.post(INBOUND, content=content, headers=headers), (400, 403, 415))
+    assert await stored(target) == before
+
+
+async def test_each_signature_twilio_makes_is_accepted_and_only_those(
+    target: Target, http: httpx.AsyncClient
+) -> None:
+    """Twilio signs PUBLIC_URL as configured, sometimes with the default port added, and with
+    HMAC-SHA256 over a shared key when the settings header says so: each is stored once. A
+    signature over another host, or with an algorithm Twilio does not have, is refused."""
+    validator = RequestValidator(target.token)
+    settings_header = "X-Twilio-Webhooks-Signature-Settings"
+    accepted = [
+        ("https://sms.example.edu" + INBOUND, None),
+        ("https://sms.example.edu:443" + INBOUND, None),
+        ("https://sms.example.edu" + INBOUND, "algorithm=HMAC_SHA256"),
+    ]
+    for url, signature_settings in accepted:
+        params = target.inbound(f"signed for {url} {signature_settings}")
+        algorithm = "HMAC_SHA256" if signature_settings else None
+        headers = {"X-Twilio-Signature": validator.compute_signature(url, params, algorithm)}
+        if signature_settings:
+            headers[settings_header] = signature_settings
+        response = await http.post(INBOUND, data=params, headers=headers)
+        assert response.status_code == 200, (url, signature_settings, response.text)
+        async with target.server.state.reading() as session:
+            bodies = await session.scalars(
+                select(Message.body).where(Message.twilio_sid == params["MessageSid"])
+            )
+            assert list(bodies) == [params["Body"]]
+    before = await stored(target)
+    params = target.inbound("refused")
+    for url, signature_settings in [
+        ("https://sms.example.edu:8443" + INBOUND, None),
+        ("https://other.example.edu" + INBOUND, None),
+        ("https://sms.example.edu" + INBOUND, "algorithm=HMAC_MD5"),
+    ]:
+        headers = {"X-Twilio-Signature": validator.compute_signature(url, params)}
+        if signature_settings:
+            headers[settings_header] = signature_settings
+        assert_refused(await http.post(INBOUND, data=params, headers=headers), (403,))
     assert await stored(target) == before
 
 
