@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+import aiosqlite
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
@@ -57,6 +58,10 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         return self._lastrowid
 
     def execute(self, operation: Any, parameters: Any = None) -> None:
+        if not parameters and _is_begin(operation):
+            self._adapt_connection._pending_begin = operation
+            self._description, self._rowcount, self._rows = None, -1, deque()
+            return
         self._call(False, operation, parameters)
 
     def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> None:
@@ -69,15 +74,20 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         """Nothing stays open between calls."""
 
     def _call(self, many: bool, operation: Any, parameters: Any) -> None:
+        begin, self._adapt_connection._pending_begin = self._adapt_connection._pending_begin, None
         try:
-            rows = await_(self._connection._execute(self._run, many, operation, parameters))
+            rows = await_(self._connection._execute(self._run, begin, many, operation, parameters))
         except Exception as error:
             self._adapt_connection._handle_exception(error)
         self._rows = deque(rows)
 
-    def _run(self, many: bool, operation: Any, parameters: Any) -> list[Any]:
-        """On the driver's thread: the whole statement, start to finish."""
-        cursor = self._connection._conn.cursor()
+    def _run(self, begin: str | None, many: bool, operation: Any, parameters: Any) -> list[Any]:
+        """On the driver's thread: the whole statement, start to finish (after the BEGIN
+        that was held for it)."""
+        connection = self._connection._conn
+        if begin is not None:
+            connection.execute(begin)
+        cursor = connection.cursor()
         try:
             if many:
                 cursor.executemany(operation, parameters)
@@ -94,8 +104,40 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    """Holds a BEGIN back for the next statement; commits and rolls back only what is open."""
+
+    __slots__ = ("_pending_begin",)
     _cursor_cls = OneHopCursor
+
+    def __init__(self, dbapi: Any, connection: aiosqlite.Connection) -> None:
+        super().__init__(dbapi, connection)
+        self._pending_begin: str | None = None
+
+    def commit(self) -> None:
+        if self._ends_nothing():
+            return
+        super().commit()
+
+    def rollback(self) -> None:
+        if self._ends_nothing():
+            return
+        super().rollback()
+
+    def _ends_nothing(self) -> bool:
+        """True when no transaction is open: a held BEGIN (dropped here) or none at all.
+
+        SQLite's own flag is read on this thread: the driver's thread is idle between the
+        statements of a connection.
+        """
+        if self._pending_begin is not None:
+            self._pending_begin = None
+            return True
+        sqlite = self._connection._connection
+        return sqlite is not None and not sqlite.in_transaction
+
+
+def _is_begin(operation: Any) -> bool:
+    return isinstance(operation, str) and operation.lstrip()[:5].upper() == "BEGIN"
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -3,6 +3,7 @@ SQLAlchemy reads back (rows, rowcount, RETURNING, errors) is what SQLite said.""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,52 @@ async def test_errors_are_sqlalchemys_and_the_transaction_rolls_back(engine: Asy
             await connection.execute(text("INSERT INTO inboxes (id, name) VALUES (NULL, NULL)"))
     async with sessionmaker() as session:
         assert (await session.scalars(select(Inbox.name))).all() == []
+
+
+async def test_a_transaction_costs_no_hand_offs_of_its_own(
+    engine: AsyncEngine, hand_offs: list[str]
+) -> None:
+    """BEGIN goes with the first statement, the commit is one hand-off, and the pool's
+    rollback of the returned connection (nothing open by then) is not sent."""
+    sessionmaker = make_sessionmaker(engine)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(select(Inbox.id))  # the pool has its connection now
+    hand_offs.clear()
+    async with sessionmaker() as session, session.begin():
+        session.add(Inbox(name="one statement"))
+    assert hand_offs == ["_run", "commit"]
+    hand_offs.clear()
+    async with sessionmaker() as session, session.begin():
+        pass  # begun and ended with nothing in between
+    assert hand_offs == []
+    async with sessionmaker() as session:
+        assert (await session.scalars(select(Inbox.name))).all() == ["one statement"]
+
+
+async def test_the_held_begin_still_takes_the_write_lock_first(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A write transaction holds SQLite's write lock from its first statement, a read
+    included, as BEGIN IMMEDIATE promises; a BEGIN that cannot get the lock fails its
+    statement, and the connection is usable once the lock is free."""
+    other = sqlite3.connect(tmp_path / "driver.db", timeout=0, isolation_level=None)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(select(Inbox.id))
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("PRAGMA busy_timeout=50")
+            await connection.commit()
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(OperationalError, match="locked"):
+                await connection.execute(select(Inbox.id))
+            await connection.rollback()
+            other.execute("ROLLBACK")
+            await connection.execute(insert(Inbox).values(name="after the lock"))
+            await connection.commit()
+        async with engine.connect() as connection:
+            names = (await connection.execute(select(Inbox.name))).scalars().all()
+            assert names == ["after the lock"]
+    finally:
+        other.close()
