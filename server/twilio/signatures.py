@@ -71,8 +71,8 @@ async def verified_form(request: Request, settings: Settings) -> FormData:
         raise ApiError(403, "forbidden", f"missing {SIGNATURE_HEADER} header")
     fields = await _form_fields(request)
     algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
-    # The routes are exact paths; the query is signed as it was sent.
-    query = request.scope["query_string"].decode("latin-1")
+    # The routes are exact paths; the query is signed as sent (Twilio %-encodes it).
+    query = request.scope["query_string"].decode("utf-8", "replace")
     url = signed_url(settings, request.scope["path"], query)
     if not _signed(settings, url, SignedParams.of(fields), signature, algorithm):
         raise ApiError(403, "forbidden", f"invalid {SIGNATURE_HEADER} for {url}")
