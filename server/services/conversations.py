@@ -138,19 +138,17 @@ async def add_received_messages(
         (conversation, by_sid[row["twilio_sid"]])
         for conversation, row in zip(conversations, rows, strict=True)
     ]
-    newest = {conversation.id: (conversation, message) for conversation, message in added}
+    # The last message of each conversation in the group is its newest.
+    heads = {conversation.id: (conversation, _newest(message)) for conversation, message in added}
     await session.execute(
         _SET_NEWEST,
         [
-            {
-                "conversation_id": conversation.id,
-                **{f"new_{column}": value for column, value in _newest(message).items()},
-            }
-            for conversation, message in newest.values()
+            {"conversation_id": id_, **{f"new_{key}": value for key, value in head.items()}}
+            for id_, (_, head) in heads.items()
         ],
     )
-    for conversation, message in newest.values():
-        for key, value in _newest(message).items():
+    for conversation, head in heads.values():
+        for key, value in head.items():
             set_committed_value(conversation, key, value)  # as stored, nothing left to flush
     return added
 
