@@ -87,7 +87,9 @@ class Worker:
         self.waiting: set[asyncio.Task[None]] = set()
         self.sending: set[asyncio.Future[str]] = set()
         self.in_flight: dict[int, int] = {}
-        self.dispatcher = sending.Dispatcher(state, self.id, self.options.concurrency)
+        self.dispatcher = sending.Dispatcher(
+            state, self.id, self.options.concurrency, self.options.send
+        )
         # Set when a campaign's sends in this worker drain: time to claim more or finish it.
         self.campaigns_wake = asyncio.Event()
         self.passes = 0

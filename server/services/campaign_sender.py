@@ -12,7 +12,9 @@ A recipient is marked `sending`, and its message recorded as `sending`, in one c
 transaction before Twilio is called; that transaction also proves the worker still owns the
 claim and the campaign is still sending. That step runs a little ahead of the recipient's
 slot and Twilio is called at the slot itself, so the time a commit takes does not bunch sends
-up (the throttle is seen by Twilio, not by the database). After the call the outcome is stored.
+up (the throttle is seen by Twilio, not by the database). A send that reaches its slot late (a
+worker falling behind) takes a fresh slot rather than catching up: no worker ever makes up
+lost time by sending faster than the rate. After the call the outcome is stored.
 (The sends a worker has under way share these transactions: see `Dispatcher`.) A recipient
 left `sending` (its worker died) is never sent again: when it has gone stale it is settled
 from what its message shows — Twilio's sid means it went out, no sid means nobody knows, and
@@ -73,6 +75,10 @@ class SendOptions:
     horizon_seconds: float = 2.0
     # How long before its slot a send's database step begins (well inside the horizon).
     prepare_seconds: float = 0.5
+    # A send this late for its slot takes a fresh one instead (one more transaction), so in
+    # any second at most (1 + late_seconds) × rate sends go out, however far a worker fell
+    # behind.
+    late_seconds: float = 0.1
     # A claim whose worker has not renewed it for this long belongs to a worker that died.
     # Workers renew their claims (heartbeat) every quarter of it.
     stale_after_seconds: float = 60.0
@@ -173,6 +179,16 @@ async def claim(
         )
 
 
+async def reslot(state: AppState, campaign_id: int) -> datetime:
+    """The next free send slot of a campaign, reserved for one send that missed its own."""
+    async with state.transaction() as session:
+        campaign = await locked(session, campaign_id)
+        now = utcnow()
+        slot = max(now, campaign.next_slot_at or now)
+        campaign.next_slot_at = slot + timedelta(seconds=1 / campaign.rate_per_second)
+        return slot
+
+
 async def release(state: AppState, worker_id: str) -> int:
     """Hand this worker's claimed, not yet started recipients back to the queue."""
     async with state.transaction() as session:
@@ -223,10 +239,16 @@ class Dispatcher:
     sends are at the second stage at once (from the call until its outcome is stored)."""
 
     def __init__(
-        self, state: AppState, worker_id: str, concurrency: int, group_limit: int = 50
+        self,
+        state: AppState,
+        worker_id: str,
+        concurrency: int,
+        options: SendOptions,
+        group_limit: int = 50,
     ) -> None:
         self.state = state
         self.worker_id = worker_id
+        self.late = timedelta(seconds=options.late_seconds)
         self.calls = asyncio.Semaphore(concurrency)
         self.begin = GroupCommit(state, self._begin_all, group_limit)
         self.finish = GroupCommit(state, _finish_all, group_limit)
@@ -240,9 +262,13 @@ class Dispatcher:
         message, outcome = await self.begin.submit((sender, claimed))
         if message is None:
             return outcome
-        await sleep_until(claimed.slot)
-        async with self.calls:
-            return await self._call(sender, claimed, message)
+        slot = claimed.slot
+        while True:
+            await sleep_until(slot)
+            async with self.calls:
+                if utcnow() - slot <= self.late:
+                    return await self._call(sender, claimed, message)
+            slot = await reslot(self.state, sender.campaign_id)
 
     async def _call(self, sender: Sender, claimed: Claimed, message: Message) -> str:
         try:

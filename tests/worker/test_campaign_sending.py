@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from server.services import campaign_sender as sending
 from server.settings import Settings
 from store.models import (
+    Campaign,
     CampaignRecipient,
     Conversation,
     Event,
@@ -19,6 +21,7 @@ from store.models import (
     Message,
     MessagingService,
     PhoneNumber,
+    utcnow,
 )
 from tests.support.live_server import LiveServer, start_live_server
 from tests.support.messaging import events, eventually, seed_world, text_in
@@ -197,6 +200,43 @@ async def test_two_worker_processes_send_1000_once_each_throttled_skipping_opt_o
     arrivals = [moment for moment, _ in standin.arrivals]
     assert busiest_second(arrivals) <= rate * 1.15
     assert max(arrivals) - min(arrivals) >= (950 - 1) / rate * 0.9
+
+
+async def test_a_send_that_missed_its_slot_takes_a_fresh_one_instead_of_catching_up(
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
+    blast: Blast,
+    standin: TimedStandIn,
+) -> None:
+    state = twilio_server.state
+    contacts = await add_contacts(state, 3)
+    created = await create(twilio_http, blast, body="Hi", contact_ids=contacts, rate_per_second=2)
+    await act(twilio_http, blast, created["id"], "send")
+    options = sending.SendOptions()
+    batch = await sending.claim(state, created["id"], "w1", 3, options)
+    sender = await sending.sender_for(state, created["id"])
+    assert sender is not None and len(batch.claimed) == 3
+
+    async def next_free_slot() -> datetime:
+        async with state.reading() as session:
+            campaign = await session.get_one(Campaign, created["id"])
+            assert campaign.next_slot_at is not None
+            return campaign.next_slot_at
+
+    free = await next_free_slot()
+    assert free == batch.claimed[2].slot + timedelta(seconds=0.5)
+    dispatcher = sending.Dispatcher(state, "w1", 4, options)
+    # The first send's worker fell a second behind: it does not go out at once (which would
+    # crowd the sends that are on time) but at the campaign's next free slot, which it takes.
+    missed = replace(batch.claimed[0], slot=utcnow() - timedelta(seconds=1))
+    assert await dispatcher.send(sender, missed) == "sent"
+    assert utcnow() >= free
+    assert await next_free_slot() == free + timedelta(seconds=0.5)
+    # A send late by less than `late_seconds` still goes at once, on its own slot.
+    slightly = replace(batch.claimed[1], slot=utcnow() - timedelta(seconds=0.05))
+    assert await dispatcher.send(sender, slightly) == "sent"
+    assert await next_free_slot() == free + timedelta(seconds=0.5)
+    assert len(standin.sent_to()) == 2
 
 
 async def test_worker_killed_mid_send_never_sends_twice_and_shows_unknown(
