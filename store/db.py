@@ -23,7 +23,8 @@ def is_sqlite(url: str) -> bool:
 
 def make_engine(url: str, *, for_reads: bool = False, **kwargs: Any) -> AsyncEngine:
     """An async engine; SQLite gets WAL, foreign keys and a busy timeout on every connection,
-    through aiosqlite with one thread hand-off per statement (`store.sqlite_driver`).
+    through aiosqlite with one thread hand-off per statement, or none in a `run_on_loop`
+    session (`store.sqlite_driver`).
 
     On SQLite, write transactions begin IMMEDIATE (see below); an engine made `for_reads`
     begins deferred instead, so readers never queue behind or block the single writer.
@@ -33,7 +34,10 @@ def make_engine(url: str, *, for_reads: bool = False, **kwargs: Any) -> AsyncEng
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(parsed, connect_args={"timeout": 30}, **kwargs)
+        # A connection is used by one task at a time, from the driver's thread or, for
+        # `run_on_loop` sessions, from the loop's.
+        connect_args = {"timeout": 30, "check_same_thread": False}
+        engine = create_async_engine(parsed, connect_args=connect_args, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         # aiosqlite's implicit BEGIN is deferred; take the write lock at BEGIN instead so that
         # two writers never deadlock upgrading a read lock (SQLITE_BUSY without waiting).
@@ -63,6 +67,13 @@ def _sqlite_begin_immediate(connection: Any) -> None:
 
 def _sqlite_begin_deferred(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN")
+
+
+async def run_on_loop(session: AsyncSession) -> None:
+    """On SQLite, run this session's statements on the event loop's thread rather than hand
+    each to the driver's (see `store.sqlite_driver`): for transactions of a few small
+    statements. Call it before the session's first statement; elsewhere it changes nothing."""
+    await session.connection(execution_options={sqlite_driver.ON_LOOP: True})
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

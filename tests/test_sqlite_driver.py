@@ -1,9 +1,13 @@
-"""The SQLite driver: every statement is one hand-off to aiosqlite's thread, and what
-SQLAlchemy reads back (rows, rowcount, RETURNING, errors) is what SQLite said."""
+"""The SQLite driver: every statement is one hand-off to aiosqlite's thread, or none in a
+`run_on_loop` session, and what SQLAlchemy reads back (rows, rowcount, RETURNING, errors) is
+what SQLite said."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,7 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.db import make_engine, make_sessionmaker
+from store.db import make_engine, make_sessionmaker, run_on_loop
 from store.migrate import upgrade_async
 from store.models import Inbox
 
@@ -134,3 +138,80 @@ async def test_the_held_begin_still_takes_the_write_lock_first(
             assert names == ["after the lock"]
     finally:
         other.close()
+
+
+async def busy_timeout(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar_one())
+
+
+async def test_on_the_loop_a_transaction_hands_off_only_its_commit(
+    engine: AsyncEngine, hand_offs: list[str]
+) -> None:
+    sessionmaker = make_sessionmaker(engine)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(select(Inbox.id))  # the pool has its connection now
+    hand_offs.clear()
+    async with sessionmaker() as session, session.begin():
+        await run_on_loop(session)
+        await session.execute(insert(Inbox), [{"name": f"many {i}"} for i in range(3)])
+        returned = await session.scalars(
+            insert(Inbox).returning(Inbox.id), [{"name": "returned 1"}, {"name": "returned 2"}]
+        )
+        assert len(set(returned.all())) == 2
+        renamed = await session.execute(
+            update(Inbox).where(Inbox.name.like("many %")).values(name="renamed")
+        )
+        assert renamed.rowcount == 3
+    assert hand_offs == ["commit"]
+    async with sessionmaker() as session:
+        with pytest.raises(IntegrityError):
+            async with session.begin():
+                await run_on_loop(session)
+                await session.execute(text("INSERT INTO inboxes (id, name) VALUES (NULL, NULL)"))
+        names = (await session.scalars(select(Inbox.name).order_by(Inbox.id))).all()
+    assert names == ["renamed"] * 3 + ["returned 1", "returned 2"]
+    assert await busy_timeout(engine) == 30000  # as configured, though zero on the loop
+
+
+async def test_on_the_loop_a_lock_held_elsewhere_is_waited_for_on_the_drivers_thread(
+    engine: AsyncEngine, tmp_path: Path, hand_offs: list[str]
+) -> None:
+    """Another process holds the write lock: the loop does not wait for it (it goes on, and
+    is what lets the other process go here), the driver's thread does."""
+    sessionmaker = make_sessionmaker(engine)
+    async with sessionmaker() as session:
+        await session.execute(select(Inbox.id))  # the pool has its connection now
+    other = sqlite3.connect(tmp_path / "driver.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    hand_offs.clear()
+    ticks: list[float] = []
+
+    async def tick() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.01)
+
+    async def let_go_later() -> None:
+        await asyncio.sleep(0.5)
+        other.execute("ROLLBACK")
+
+    ticker = asyncio.create_task(tick())
+    other_process = asyncio.create_task(let_go_later())
+    await asyncio.sleep(0.05)  # both are under way
+    try:
+        async with sessionmaker() as session, session.begin():
+            await run_on_loop(session)
+            session.add(Inbox(name="after the lock"))
+        await other_process
+    finally:
+        ticker.cancel()
+        other.close()
+    # The loop went on while the statement waited (at zero, SQLite's own wait would hold
+    # it up for the whole busy timeout).
+    assert max(later - earlier for earlier, later in itertools.pairwise(ticks)) < 0.25
+    assert hand_offs == ["_run", "commit"]
+    async with sessionmaker() as session:
+        names = (await session.scalars(select(Inbox.name).order_by(Inbox.id))).all()
+    assert names == ["after the lock"]
+    assert await busy_timeout(engine) == 30000

@@ -8,6 +8,9 @@ If a transaction of several items fails, it is rolled back and each of its items
 in a transaction of its own, so one bad item (or a lost race) fails only itself; when the
 database is unreachable (`server.outages.is_outage`) every item gets the error at once.
 
+A step's statements are set-wide, over a few dozen items at most, so on SQLite they run on the
+event loop's thread (`store.db.run_on_loop`).
+
 Reads are grouped the same way with `session=state.reading` (a storm of sockets signing in
 costs a few reads, not one each).
 """
@@ -23,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.outages import is_outage
 from server.state import AppState
+from store.db import run_on_loop
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -64,6 +68,7 @@ class GroupCommit(Generic[Item, Result]):
         item may have caused."""
         try:
             async with self.session() as session:
+                await run_on_loop(session)
                 results = await self.step(session, [item for item, _ in group])
         except Exception as exc:
             if len(group) > 1 and not is_outage(exc):
