@@ -72,7 +72,9 @@ def _sqlite_begin_deferred(connection: Any) -> None:
 async def run_on_loop(session: AsyncSession) -> None:
     """On SQLite, run this session's statements on the event loop's thread rather than hand
     each to the driver's (see `store.sqlite_driver`): for transactions of a few small
-    statements. Call it before the session's first statement; elsewhere it changes nothing."""
+    statements. Call it before the session's first statement; elsewhere it changes nothing.
+    Execute through the session: SQLAlchemy's `AsyncConnection.execute` refuses a statement
+    that never awaited (`AwaitRequired`)."""
     await session.connection(execution_options={sqlite_driver.ON_LOOP: True})
 
 
