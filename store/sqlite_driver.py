@@ -1,4 +1,4 @@
-"""SQLAlchemy's aiosqlite dialect with one hand-off to the driver's thread per statement.
+"""SQLAlchemy's aiosqlite dialect with at most one hand-off to the driver's thread per statement.
 
 aiosqlite runs each call on its connection's thread, and SQLAlchemy's adapter makes one call
 to open a cursor, one to execute, one to fetch and one to close: four thread round trips per
