@@ -31,6 +31,7 @@ from server import demo  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.settings import Settings  # noqa: E402
 from server.twilio.simulator import text_in  # noqa: E402
+from server.websocket import SwitchboardWebSocketProtocol  # noqa: E402
 from store.migrate import upgrade_async  # noqa: E402
 from tests.browser.support import CHROMIUM_ARGS  # noqa: E402
 
@@ -50,7 +51,13 @@ def free_port() -> int:
 
 async def serve(settings: Settings, port: int) -> uvicorn.Server:
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        ws=SwitchboardWebSocketProtocol,  # as `switchboard serve` runs it: live sockets need it
+        ws_per_message_deflate=False,
+        log_level="warning",
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())
