@@ -28,7 +28,7 @@ export class LiveClient {
     this.closedForGood = false;
     this.msgpack = typeof globalThis.MessagePack === "object" ? globalThis.MessagePack : null;
     window.addEventListener("online", () => this.reconnectNow());
-    window.addEventListener("offline", () => this.socket && this.socket.close());
+    window.addEventListener("offline", () => this.drop());
     window.addEventListener("pagehide", () => this.close());
   }
 
@@ -95,6 +95,20 @@ export class LiveClient {
     this.stopHeartbeat();
     clearTimeout(this.reconnectTimer);
     if (this.socket) this.socket.close(1000, "page closed");
+  }
+
+  /** Give up on the socket now. With the network gone its close handshake may never finish,
+   * and the page would go on believing it live: it is told at once, and a new socket is tried
+   * (whatever the old one does later is ignored). */
+  drop() {
+    const socket = this.socket;
+    if (!socket) return;
+    this.socket = null;
+    this.stopHeartbeat();
+    socket.close();
+    if (this.closedForGood) return;
+    this.setState("lost");
+    this.scheduleReconnect();
   }
 
   /** Reconnect at once (the browser says the network is back). */
@@ -182,7 +196,7 @@ export class LiveClient {
       if (!this.send({ op: "ping" })) return;
       clearTimeout(this.pongTimer);
       // No frame at all within the grace time: the connection is dead even if the OS says not.
-      this.pongTimer = setTimeout(() => this.socket && this.socket.close(), PONG_WITHIN_MS);
+      this.pongTimer = setTimeout(() => this.drop(), PONG_WITHIN_MS);
     }, PING_EVERY_MS);
   }
 
