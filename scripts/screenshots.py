@@ -31,7 +31,7 @@ from server import demo  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.settings import Settings  # noqa: E402
 from server.twilio.simulator import text_in  # noqa: E402
-from server.websocket import SwitchboardWebSocketProtocol  # noqa: E402
+from server.websocket import UVICORN_WS_OPTIONS  # noqa: E402
 from store.migrate import upgrade_async  # noqa: E402
 from tests.browser.support import CHROMIUM_ARGS  # noqa: E402
 
@@ -54,8 +54,7 @@ async def serve(settings: Settings, port: int) -> uvicorn.Server:
         create_app(settings),
         host="127.0.0.1",
         port=port,
-        ws=SwitchboardWebSocketProtocol,  # as `switchboard serve` runs it: live sockets need it
-        ws_per_message_deflate=False,
+        **UVICORN_WS_OPTIONS,  # as `switchboard serve` runs it: live sockets need it
         log_level="warning",
         lifespan="on",
     )

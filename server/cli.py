@@ -80,7 +80,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     from server import live
     from server.app import create_app
     from server.state import AppState
-    from server.websocket import SwitchboardWebSocketProtocol
+    from server.websocket import UVICORN_WS_OPTIONS
 
     class Server(uvicorn.Server):
         """On shutdown the realtime node closes the sockets first, with its "reconnect and
@@ -109,8 +109,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         app,
         host=host,
         port=port,
-        ws=SwitchboardWebSocketProtocol,
-        ws_per_message_deflate=False,
+        **UVICORN_WS_OPTIONS,
         # Refuse an oversized frame from its header, before reading it into memory.
         ws_max_size=NodeOptions().max_frame_bytes,
         # The client's address (which the login limit counts by) and scheme come from

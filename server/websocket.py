@@ -12,6 +12,8 @@ two never interleave inside a frame.
 
 from __future__ import annotations
 
+from typing import Any
+
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from realtime import TransportClosed
@@ -79,3 +81,12 @@ class SwitchboardWebSocketProtocol(WebSocketsSansIOProtocol):
         super().connection_lost(exc)
         if self.direct is not None:
             self.direct.writable = True  # writes now fail fast with TransportClosed
+
+
+# What uvicorn needs to serve the app's live sockets, wherever it is served (`serve`, the test
+# server, the screenshots script): this protocol, whose direct writer the /ws route asks for,
+# without per-message compression.
+UVICORN_WS_OPTIONS: dict[str, Any] = {
+    "ws": SwitchboardWebSocketProtocol,
+    "ws_per_message_deflate": False,
+}

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from server.app import create_app
 from server.settings import Settings
 from server.state import AppState
-from server.websocket import SwitchboardWebSocketProtocol
+from server.websocket import UVICORN_WS_OPTIONS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,8 +64,7 @@ async def start_live_server(
         app,
         host="127.0.0.1",
         port=port,
-        ws=SwitchboardWebSocketProtocol,
-        ws_per_message_deflate=False,
+        **UVICORN_WS_OPTIONS,
         log_level="warning",
         lifespan="on",
         **uvicorn_options,
