@@ -81,12 +81,7 @@ export class LiveClient {
       if (frame && typeof frame === "object") this.handle(frame);
     });
     socket.addEventListener("close", () => {
-      if (socket !== this.socket) return;
-      this.stopHeartbeat();
-      this.socket = null;
-      if (this.closedForGood) return;
-      this.setState("lost");
-      this.scheduleReconnect();
+      if (socket === this.socket) this.lost();
     });
   }
 
@@ -103,12 +98,8 @@ export class LiveClient {
   drop() {
     const socket = this.socket;
     if (!socket) return;
-    this.socket = null;
-    this.stopHeartbeat();
+    this.lost();
     socket.close();
-    if (this.closedForGood) return;
-    this.setState("lost");
-    this.scheduleReconnect();
   }
 
   /** Reconnect at once (the browser says the network is back). */
@@ -170,6 +161,15 @@ export class LiveClient {
       default:
         return; // pong and anything newer: nothing to do beyond having heard the server
     }
+  }
+
+  /** The current socket is gone: tell the page and try again (unless the page is closing). */
+  lost() {
+    this.stopHeartbeat();
+    this.socket = null;
+    if (this.closedForGood) return;
+    this.setState("lost");
+    this.scheduleReconnect();
   }
 
   setState(state) {
