@@ -41,8 +41,8 @@ RECEIPTS_WINDOW = timedelta(minutes=10)
 @dataclass(frozen=True)
 class WorkerOptions:
     poll_seconds: float = 0.5
-    # Sends at Twilio at once in this worker (across its campaigns; each from its call until
-    # its outcome is stored): they overlap Twilio's latency; the campaign's rate sets the pace.
+    # Calls at Twilio at once in this worker (across its campaigns): they overlap Twilio's
+    # latency; the campaign's rate sets the pace.
     concurrency: int = 8
     progress_seconds: float = 1.0
     notify_poll_seconds: float = 2.0

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import Row, bindparam, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.services import campaign_stats, sql
@@ -39,16 +39,17 @@ from server.services import status as statuses
 from server.services.campaigns import locked, pause
 from server.services.claims import claim_update
 from server.services.conversations import (
-    get_or_create_conversation,
-    record_message,
+    add_messages,
+    announce_message,
+    get_or_create_conversations,
 )
 from server.services.group_commit import GroupCommit
 from server.services.merge_fields import MissingMergeField, render
-from server.services.optout import is_opted_out
-from server.services.outbound import hand_over
+from server.services.outbound import call_twilio, log_unstored, store_results
 from server.services.routing import unrouted_inbox
 from server.services.segments import segment_count
 from server.state import AppState
+from server.twilio.gateway import SendResult
 from server.twilio.setup import gateway_of
 from store.models import (
     Campaign,
@@ -56,6 +57,7 @@ from store.models import (
     Contact,
     Message,
     MessagingService,
+    OptOut,
     PhoneNumber,
     utcnow,
 )
@@ -179,14 +181,17 @@ async def claim(
         )
 
 
-async def reslot(state: AppState, campaign_id: int) -> datetime:
-    """The next free send slot of a campaign, reserved for one send that missed its own."""
-    async with state.transaction() as session:
-        campaign = await locked(session, campaign_id)
-        now = utcnow()
+async def _reslot_all(session: AsyncSession, campaign_ids: Sequence[int]) -> list[datetime]:
+    """The next free send slots of campaigns, one reserved for each send that missed its own."""
+    campaigns = {cid: await locked(session, cid) for cid in dict.fromkeys(campaign_ids)}
+    now = utcnow()
+    slots: list[datetime] = []
+    for campaign_id in campaign_ids:
+        campaign = campaigns[campaign_id]
         slot = max(now, campaign.next_slot_at or now)
         campaign.next_slot_at = slot + timedelta(seconds=1 / campaign.rate_per_second)
-        return slot
+        slots.append(slot)
+    return slots
 
 
 async def release(state: AppState, worker_id: str) -> int:
@@ -236,7 +241,7 @@ class Dispatcher:
     """Sends claimed recipients for one worker; the database steps of sends under way at the
     same time commit together (`GroupCommit`), each send's own steps still in order:
     `sending` committed, then Twilio at the slot, then the outcome. At most `concurrency`
-    sends are at the second stage at once (from the call until its outcome is stored)."""
+    calls are at Twilio at once; storing their outcomes does not hold up the next calls."""
 
     def __init__(
         self,
@@ -251,7 +256,9 @@ class Dispatcher:
         self.late = timedelta(seconds=options.late_seconds)
         self.calls = asyncio.Semaphore(concurrency)
         self.begin = GroupCommit(state, self._begin_all, group_limit)
+        self.reslot = GroupCommit(state, _reslot_all, group_limit)
         self.finish = GroupCommit(state, _finish_all, group_limit)
+        self.pending = GroupCommit(state, _with_pending, group_limit, session=state.reading)
 
     async def send(self, sender: Sender, claimed: Claimed) -> str:
         """Send to one claimed recipient; returns its new state (`lost`: no longer ours).
@@ -267,105 +274,191 @@ class Dispatcher:
             await sleep_until(slot)
             async with self.calls:
                 if utcnow() - slot <= self.late:
-                    return await self._call(sender, claimed, message)
-            slot = await reslot(self.state, sender.campaign_id)
+                    gateway = gateway_of(self.state)
+                    result = await call_twilio(self.state, gateway, message, sender.service_sid)
+                    break
+            slot = await self.reslot.submit(sender.campaign_id)
+        return await self._store(sender, claimed, message.id, result)
 
-    async def _call(self, sender: Sender, claimed: Claimed, message: Message) -> str:
+    async def _store(
+        self, sender: Sender, claimed: Claimed, message_id: int, result: SendResult
+    ) -> str:
         try:
-            message = await hand_over(
-                self.state, gateway_of(self.state), message, sender.service_sid
-            )
+            final, sid = await self.finish.submit((claimed.recipient_id, message_id, result))
         except Exception:
-            # Twilio may or may not have it: settle it as a dead worker's send would be.
-            log.exception(
-                "campaign %s: the send to recipient %s broke off",
-                sender.campaign_id,
-                claimed.recipient_id,
-            )
+            # Twilio's answer is lost to us: settle it as a dead worker's send would be.
+            log_unstored(message_id, result)
             async with self.state.transaction() as session:
                 recipient = await session.get(CampaignRecipient, claimed.recipient_id)
                 if recipient is not None and recipient.state == "sending":
                     return await _settle_stale(session, recipient)
             raise
-        final = "failed" if message.status == "failed" else "sent"
-        await self.finish.submit((claimed.recipient_id, final, message.error_code))
+        if sid is not None and await self.pending.submit(sid):
+            await statuses.settle_pending(self.state, sid)
         return final
 
     async def _begin_all(
         self, session: AsyncSession, items: Sequence[tuple[Sender, Claimed]]
-    ) -> list[tuple[Message | None, str]]:
-        return [await _begin(session, sender, claimed, self.worker_id) for sender, claimed in items]
+    ) -> list[tuple[Row[Any] | None, str]]:
+        return await _begin_all(session, items, self.worker_id)
 
 
 async def _finish_all(
-    session: AsyncSession, outcomes: Sequence[tuple[int, str, str | None]]
-) -> list[None]:
-    """Store what Twilio said (a recipient taken for dead meanwhile learns it too)."""
-    for recipient_id, final, error_code in outcomes:
-        await session.execute(
-            update(CampaignRecipient)
-            .where(
-                CampaignRecipient.id == recipient_id,
-                CampaignRecipient.state.in_(("sending", "unknown")),
-            )
-            .values(state=final, error_code=error_code)
-        )
-    return [None] * len(outcomes)
-
-
-async def _begin(
-    session: AsyncSession, sender: Sender, claimed: Claimed, worker_id: str
-) -> tuple[Message | None, str]:
-    """Take the recipient from `claimed` to `sending` with its message recorded, or settle it
-    here (opted out, merge field gone); the first step also proves the claim is still ours."""
-    still_sending = exists().where(Campaign.id == sender.campaign_id, Campaign.status == "sending")
-    taken = await session.execute(
-        update(CampaignRecipient)
-        .where(
-            CampaignRecipient.id == claimed.recipient_id,
-            CampaignRecipient.state == "claimed",
-            CampaignRecipient.claimed_by == worker_id,
-            still_sending,
-        )
-        .values(state="sending", claimed_at=utcnow())
+    session: AsyncSession, outcomes: Sequence[tuple[int, int, SendResult]]
+) -> list[tuple[str, str | None]]:
+    """Store what Twilio said for each send, and its recipient's outcome (a recipient taken
+    for dead meanwhile learns it too); each send's final state and Twilio sid."""
+    messages = await store_results(
+        session, [(message_id, result) for _, message_id, result in outcomes]
     )
-    if not taken.rowcount:
-        return None, "lost"
-    contact = await session.get(Contact, claimed.contact_id)
-    assert contact is not None  # recipients reference contacts
-    if await is_opted_out(session, sender.messaging_service_id, contact.phone):
-        await _settle(session, claimed.recipient_id, "skipped_opted_out")
-        return None, "skipped_opted_out"
-    try:
-        text = render(sender.body, contact)
-    except MissingMergeField as exc:
-        log.warning("campaign %s: contact %s %s", sender.campaign_id, contact.id, exc)
-        await _settle(session, claimed.recipient_id, "failed", error_code="merge_field")
-        return None, "failed"
-    conversation = await get_or_create_conversation(session, sender.inbox_id, contact.id)
-    message = Message(
-        direction="outbound",
-        tag="campaign",
-        body=text,
-        status="sending",
-        from_number=sender.from_number,
-        to_number=contact.phone,
-        messaging_service_id=sender.messaging_service_id,
-        segments=segment_count(text),
-        sent_by=sender.created_by,
-        campaign_id=sender.campaign_id,
-    )
-    await record_message(session, conversation, message)
-    await _settle(session, claimed.recipient_id, "sending", message_id=message.id)
-    return message, "sending"
-
-
-async def _settle(session: AsyncSession, recipient_id: int, state: str, **values: Any) -> None:
+    finished = [
+        ("failed" if message.status == "failed" else "sent", message) for message in messages
+    ]
     await session.execute(
-        update(CampaignRecipient)
-        .where(CampaignRecipient.id == recipient_id)
-        .values(state=state, **values)
+        _FINISH,
+        [
+            {"recipient_id": recipient_id, "new_state": final, "new_error_code": message.error_code}
+            for (recipient_id, _, _), (final, message) in zip(outcomes, finished, strict=True)
+        ],
     )
+    return [(final, message.twilio_sid) for final, message in finished]
+
+
+async def _with_pending(session: AsyncSession, sids: Sequence[str]) -> list[bool]:
+    """Whether each sid has statuses that came before it was stored (one read for a group)."""
+    found = await statuses.with_pending(session, sids)
+    return [sid in found for sid in sids]
+
+
+# Built once: constructing a statement costs more than running it from the compiled cache.
+_recipients = CampaignRecipient.__table__
+_TAKE = (
+    update(_recipients)
+    .where(
+        _recipients.c.id.in_(bindparam("ids", expanding=True)),
+        _recipients.c.state == "claimed",
+        _recipients.c.claimed_by == bindparam("worker_id"),
+        select(Campaign.id)
+        .where(Campaign.id == _recipients.c.campaign_id, Campaign.status == "sending")
+        .exists(),
+    )
+    .values(state="sending", claimed_at=bindparam("now"))
+    .returning(_recipients.c.id)
+)
+_SETTLE = (
+    update(_recipients)
+    .where(_recipients.c.id == bindparam("recipient_id"))
+    .values(
+        state=bindparam("new_state"),
+        message_id=bindparam("new_message_id"),
+        error_code=bindparam("new_error_code"),
+    )
+)
+_FINISH = (
+    update(_recipients)
+    .where(
+        _recipients.c.id == bindparam("recipient_id"),
+        # Spelled out: an IN list cannot be used by a statement run for many rows.
+        or_(_recipients.c.state == "sending", _recipients.c.state == "unknown"),
+    )
+    .values(state=bindparam("new_state"), error_code=bindparam("new_error_code"))
+)
+_CONTACTS = select(Contact).where(Contact.id.in_(bindparam("ids", expanding=True)))
+_OPTED_OUT = select(OptOut.messaging_service_id, OptOut.phone).where(
+    OptOut.opted_out,
+    OptOut.messaging_service_id.in_(bindparam("services", expanding=True)),
+    OptOut.phone.in_(bindparam("phones", expanding=True)),
+)
+
+
+async def _begin_all(
+    session: AsyncSession, items: Sequence[tuple[Sender, Claimed]], worker_id: str
+) -> list[tuple[Row[Any] | None, str]]:
+    """Take each recipient from `claimed` to `sending` with its message recorded, or settle it
+    here (opted out, merge field gone), with set-wide statements for the group. Taking it
+    proves the claim is still ours and its campaign still sending; a recipient that fails
+    that is `lost`."""
+    ids = [claimed.recipient_id for _, claimed in items]
+    taken = set(await session.scalars(_TAKE, {"ids": ids, "worker_id": worker_id, "now": utcnow()}))
+    mine = [(sender, claimed) for sender, claimed in items if claimed.recipient_id in taken]
+    if not mine:
+        return [(None, "lost")] * len(items)
+    contact_ids = sorted({claimed.contact_id for _, claimed in mine})
+    contacts = {c.id: c for c in await session.scalars(_CONTACTS, {"ids": contact_ids})}
+    opted_out = set(
+        (
+            await session.execute(
+                _OPTED_OUT,
+                {
+                    "services": sorted({sender.messaging_service_id for sender, _ in mine}),
+                    "phones": sorted({contact.phone for contact in contacts.values()}),
+                },
+            )
+        ).all()
+    )
+    outcomes: dict[int, str] = {}
+    settled: list[dict[str, Any]] = []
+    to_send: list[tuple[Sender, Claimed, str]] = []
+    for sender, claimed in mine:
+        contact = contacts[claimed.contact_id]
+        if (sender.messaging_service_id, contact.phone) in opted_out:
+            outcomes[claimed.recipient_id] = "skipped_opted_out"
+            settled.append(_settled(claimed, "skipped_opted_out"))
+            continue
+        try:
+            to_send.append((sender, claimed, render(sender.body, contact)))
+        except MissingMergeField as exc:
+            log.warning("campaign %s: contact %s %s", sender.campaign_id, contact.id, exc)
+            outcomes[claimed.recipient_id] = "failed"
+            settled.append(_settled(claimed, "failed", error_code="merge_field"))
+    messages: dict[int, Row[Any]] = {}
+    if to_send:
+        threads = [(sender.inbox_id, claimed.contact_id) for sender, claimed, _ in to_send]
+        conversations = await get_or_create_conversations(session, threads)
+        added = await add_messages(
+            session,
+            [
+                (conversations[thread], _message(sender, contacts[claimed.contact_id], text))
+                for (sender, claimed, text), thread in zip(to_send, threads, strict=True)
+            ],
+            key=("campaign_id",),
+        )
+        for (_, claimed, _), (conversation, message) in zip(to_send, added, strict=True):
+            announce_message(session, conversation, message)
+            messages[claimed.recipient_id] = message
+            outcomes[claimed.recipient_id] = "sending"
+            settled.append(_settled(claimed, "sending", message_id=message.id))
+    await session.execute(_SETTLE, settled)
+    return [
+        (messages.get(claimed.recipient_id), outcomes.get(claimed.recipient_id, "lost"))
+        for _, claimed in items
+    ]
+
+
+def _settled(
+    claimed: Claimed, state: str, message_id: int | None = None, error_code: str | None = None
+) -> dict[str, Any]:
+    return {
+        "recipient_id": claimed.recipient_id,
+        "new_state": state,
+        "new_message_id": message_id,
+        "new_error_code": error_code,
+    }
+
+
+def _message(sender: Sender, contact: Contact, text: str) -> dict[str, Any]:
+    return {
+        "direction": "outbound",
+        "tag": "campaign",
+        "body": text,
+        "status": "sending",
+        "from_number": sender.from_number,
+        "to_number": contact.phone,
+        "messaging_service_id": sender.messaging_service_id,
+        "segments": segment_count(text),
+        "sent_by": sender.created_by,
+        "campaign_id": sender.campaign_id,
+    }
 
 
 async def heartbeat(state: AppState, worker_id: str, campaign_ids: list[int]) -> int:

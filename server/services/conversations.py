@@ -36,12 +36,18 @@ _LOCK_BY_IDS = _locking(Conversation.id.in_(bindparam("ids", expanding=True)))
 _messages = Message.__table__
 _INSERT_RETURNING_MESSAGES = insert(_messages).returning(*_messages.c)
 _conversations = Conversation.__table__
-_NEWEST_COLUMNS = ("last_message_id", "last_message_at", "last_inbound_message_id", "sticky_number")
-_SET_NEWEST = (
-    update(_conversations)
+_NEWEST_COLUMNS = ("last_message_id", "last_message_at")
+_NEWEST_INBOUND_COLUMNS = (*_NEWEST_COLUMNS, "last_inbound_message_id", "sticky_number")
+# By direction of the newest message (see `_newest`).
+_SET_NEWEST = {
+    direction: update(_conversations)
     .where(_conversations.c.id == bindparam("conversation_id"))
-    .values({column: bindparam(f"new_{column}") for column in _NEWEST_COLUMNS})
-)
+    .values({column: bindparam(f"new_{column}") for column in columns})
+    for direction, columns in (
+        ("inbound", _NEWEST_INBOUND_COLUMNS),
+        ("outbound", _NEWEST_COLUMNS),
+    )
+}
 
 
 async def get_or_create_conversation(
@@ -112,18 +118,22 @@ async def record_message(
     return message
 
 
-async def add_received_messages(
-    session: AsyncSession, items: Sequence[tuple[Conversation, dict[str, Any]]]
+async def add_messages(
+    session: AsyncSession,
+    items: Sequence[tuple[Conversation, dict[str, Any]]],
+    key: tuple[str, ...],
 ) -> list[tuple[Conversation, Row[Any]]]:
-    """Insert inbound messages (column values, each with its own `twilio_sid`) into their
-    conversations in one statement, in the order given, and make the last of each
-    conversation its newest; the caller announces each message next.
+    """Insert messages (column values) into their conversations in one statement, in the
+    order given, and make the last of each conversation its newest; the caller announces
+    each message next. `key` names the columns (with `conversation_id`) whose values tell the
+    messages apart: inbound ones by `twilio_sid`, a campaign's by `campaign_id`, since each
+    conversation gets one message of a campaign.
 
     Returns the pairs with each conversation as locked and each message as its row. A
     `twilio_sid` already stored raises IntegrityError.
 
-    Core statements, not the ORM: for a group of webhooks its unit of work (the messages'
-    objects, the conversations' flush) cost more than the SQL it ran.
+    Core statements, not the ORM: for a group of webhooks or sends its unit of work (the
+    messages' objects, the conversations' flush) cost more than the SQL it ran.
     """
     conversations = await _lock_all(session, [c for c, _ in items])
     rows = [
@@ -131,25 +141,29 @@ async def add_received_messages(
         for conversation, (_, values) in zip(conversations, items, strict=True)
     ]
     # SQLite cannot say which RETURNING row came from which VALUES row: asked to keep their
-    # order, SQLAlchemy would insert the rows one by one. They are matched up by sid instead.
+    # order, SQLAlchemy would insert the rows one by one. They are matched up by key instead.
+    columns = ("conversation_id", *key)
+    keys = [tuple(row[c] for c in columns) for row in rows]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"messages added together must differ in {columns}")
     inserted = await session.execute(_INSERT_RETURNING_MESSAGES, rows)
-    by_sid = {message.twilio_sid: message for message in inserted}
+    by_key = {tuple(getattr(message, c) for c in columns): message for message in inserted}
     added = [
-        (conversation, by_sid[row["twilio_sid"]])
-        for conversation, row in zip(conversations, rows, strict=True)
+        (conversation, by_key[row_key])
+        for conversation, row_key in zip(conversations, keys, strict=True)
     ]
     # The last message of each conversation in the group is its newest.
-    heads = {conversation.id: (conversation, _newest(message)) for conversation, message in added}
-    await session.execute(
-        _SET_NEWEST,
-        [
-            {"conversation_id": id_, **{f"new_{key}": value for key, value in head.items()}}
-            for id_, (_, head) in heads.items()
-        ],
-    )
-    for conversation, head in heads.values():
+    heads = {conversation.id: (conversation, message) for conversation, message in added}
+    by_direction: dict[str, list[dict[str, Any]]] = {}
+    for conversation, message in heads.values():
+        head = _newest(message)
+        by_direction.setdefault(message.direction, []).append(
+            {"conversation_id": conversation.id, **{f"new_{k}": v for k, v in head.items()}}
+        )
         for key, value in head.items():
             set_committed_value(conversation, key, value)  # as stored, nothing left to flush
+    for direction, params in by_direction.items():
+        await session.execute(_SET_NEWEST[direction], params)
     return added
 
 

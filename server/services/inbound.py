@@ -24,7 +24,7 @@ from server.logging import current_request_id
 from server.phones import InvalidPhone, to_e164
 from server.services.contacts import find_or_create_contact_ids
 from server.services.conversations import (
-    add_received_messages,
+    add_messages,
     announce_message,
     get_or_create_conversations,
 )
@@ -140,12 +140,13 @@ async def _receive_all(
     ]
     conversations = await get_or_create_conversations(session, threads)
     actions = [requested_action(sms.body, sms.opt_out_type) for sms in smses]
-    added = await add_received_messages(
+    added = await add_messages(
         session,
         [
             (conversations[thread], _message(sms, route, action))
             for sms, route, thread, action in zip(smses, routed, threads, actions, strict=True)
         ],
+        key=("twilio_sid",),
     )
     for (_, origin), sms, route, action, (conversation, message) in zip(
         fresh.values(), smses, routed, actions, added, strict=True

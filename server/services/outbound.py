@@ -1,4 +1,6 @@
-"""Sending one SMS: the function quick messages, contact-record sends and campaigns all call.
+"""Sending one SMS: quick messages and contact-record sends call `send_message` or
+`send_to_contact`; campaigns, which group their transactions, call its steps (`call_twilio`,
+`store_results`).
 
 Two transactions around one gateway call. The first checks the opt-out, picks the sending
 number and records the message as `sending` (announced at once); the second stores what
@@ -11,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import ApiError, invalid, not_found
@@ -33,6 +36,14 @@ from store.models import Contact, Conversation, Inbox, Message, PhoneNumber, utc
 log = logging.getLogger("switchboard.outbound")
 
 MAX_BODY_CHARS = 1600
+# Built once: constructing a statement costs more than running it from the compiled cache.
+_LOCK_MESSAGES = (
+    select(Message)
+    .where(Message.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Message.id)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 STATUS_CALLBACK_PATH = "/twilio/status"
 
 ConversationResolver = Callable[[AsyncSession], Awaitable[Conversation]]
@@ -136,26 +147,38 @@ async def _send(
 async def hand_over(
     state: AppState, gateway: Gateway, message: Message, service_sid: str | None
 ) -> Message:
-    result = await gateway.send(
+    result = await call_twilio(state, gateway, message, service_sid)
+    try:
+        async with state.transaction() as session:
+            [message] = await store_results(session, [(message.id, result)])
+    except Exception:
+        log_unstored(message.id, result)
+        raise
+    if message.twilio_sid is not None:
+        await statuses.settle_pending(state, message.twilio_sid)
+    return message
+
+
+async def call_twilio(
+    state: AppState, gateway: Gateway, message: Message | Row[Any], service_sid: str | None
+) -> SendResult:
+    """Give a recorded `sending` message to Twilio, once; what Twilio answered."""
+    return await gateway.send(
         to=message.to_number,
         from_=message.from_number,
         body=message.body,
         status_callback=state.settings.public_base + STATUS_CALLBACK_PATH,
         messaging_service_sid=service_sid,
     )
-    try:
-        message = await _store_result(state, message.id, result)
-    except Exception:
-        log.exception(
-            "message %s went to Twilio (sid %s, %s) but its outcome could not be stored",
-            message.id,
-            result.sid,
-            result.error_code or result.status,
-        )
-        raise
-    if message.twilio_sid is not None:
-        await statuses.settle_pending(state, message.twilio_sid)
-    return message
+
+
+def log_unstored(message_id: int, result: SendResult) -> None:
+    log.exception(
+        "message %s went to Twilio (sid %s, %s) but its outcome could not be stored",
+        message_id,
+        result.sid,
+        result.error_code or result.status,
+    )
 
 
 STALE_DETAIL = (
@@ -189,29 +212,31 @@ async def settle_stale_quick_sends(state: AppState, older_than: timedelta) -> in
     return len(stale)
 
 
-async def _store_result(state: AppState, message_id: int, result: SendResult) -> Message:
-    async with state.transaction() as session:
-        stmt = (
-            select(Message)
-            .where(Message.id == message_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        message = (await session.execute(stmt)).scalar_one()
+async def store_results(
+    session: AsyncSession, results: Sequence[tuple[int, SendResult]]
+) -> list[Message]:
+    """Store what Twilio answered for each message id (sid and status, or `failed` with the
+    error), with any statuses that arrived before the sid, and announce them; set-wide, so a
+    group of sends costs a few statements. The caller commits, then looks for pending
+    statuses again (`status.settle_pending`): one may have come in meanwhile."""
+    ids = sorted({message_id for message_id, _ in results})
+    found = {message.id: message for message in await session.scalars(_LOCK_MESSAGES, {"ids": ids})}
+    messages: list[Message] = []
+    for message_id, result in results:
+        message = found[message_id]
         if result.sid is not None:
             message.twilio_sid = result.sid
             message.status = result.status
-            await statuses.record_error(session, message, result.error_code, result.error_message)
-            await session.flush()
-            await statuses.apply_pending(session, message)
         else:
             log.warning(
                 "message %s to %s failed: %s", message.id, message.to_number, result.error_code
             )
             message.status = "failed"
-            await statuses.record_error(session, message, result.error_code, result.error_message)
-        await statuses.announce(session, message)
-    return message
+        await statuses.record_error(session, message, result.error_code, result.error_message)
+        messages.append(message)
+    await statuses.apply_pending(session, messages)
+    await statuses.announce(session, messages)
+    return messages
 
 
 async def _is_unrouted(session: AsyncSession, conversation: Conversation) -> bool:

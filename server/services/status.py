@@ -14,6 +14,7 @@ status takes effect exactly once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -98,33 +99,47 @@ async def record_error(
         )
 
 
-async def apply_pending(session: AsyncSession, message: Message) -> bool:
-    """Apply (and drop) the statuses that arrived for `message` before its sid was stored.
+async def apply_pending(session: AsyncSession, messages: Sequence[Message]) -> list[Message]:
+    """Apply (and drop) the statuses that arrived for `messages` before their sids were
+    stored, in one lookup for them all.
 
-    The caller holds the message's row lock. True if the message's status changed.
+    The caller holds the messages' row locks. Returns the messages whose status changed.
     """
-    if message.twilio_sid is None:
-        return False
-    stmt = select(PendingStatus).where(PendingStatus.twilio_sid == message.twilio_sid)
+    by_sid = {message.twilio_sid: message for message in messages if message.twilio_sid}
+    if not by_sid:
+        return []
+    stmt = select(PendingStatus).where(PendingStatus.twilio_sid.in_(by_sid))
     pending = sorted((await session.scalars(stmt)).all(), key=lambda p: (RANK[p.status], p.id))
     if not pending:
-        return False
-    changed = False
+        return []
+    changed: dict[int, Message] = {}
     for item in pending:
-        changed = await apply_status(session, message, item.status, item.error_code) or changed
+        message = by_sid[item.twilio_sid]
+        if await apply_status(session, message, item.status, item.error_code):
+            changed[message.id] = message
     await session.execute(
         delete(PendingStatus).where(PendingStatus.id.in_([p.id for p in pending]))
     )
-    return changed
+    return list(changed.values())
 
 
-async def announce(session: AsyncSession, message: Message) -> None:
+async def announce(session: AsyncSession, messages: Sequence[Message]) -> None:
+    """Emit `message.status` for each of `messages` (one lookup of their inboxes)."""
     await session.flush()
-    inbox_id = await session.scalar(
-        select(Conversation.inbox_id).where(Conversation.id == message.conversation_id)
+    conversation_ids = {message.conversation_id for message in messages}
+    inboxes = dict(
+        (
+            await session.execute(
+                select(Conversation.id, Conversation.inbox_id).where(
+                    Conversation.id.in_(conversation_ids)
+                )
+            )
+        ).all()
     )
-    if inbox_id is not None:
-        announce_status(session, inbox_id, message)
+    for message in messages:
+        inbox_id = inboxes.get(message.conversation_id)
+        if inbox_id is not None:
+            announce_status(session, inbox_id, message)
 
 
 async def settle_unknown(session: AsyncSession, message: Message, detail: str) -> None:
@@ -132,7 +147,7 @@ async def settle_unknown(session: AsyncSession, message: Message, detail: str) -
     `unknown`, saying why, announced. It is never sent again (Twilio may have taken it)."""
     message.status = "unknown"
     message.error_message = detail
-    await announce(session, message)
+    await announce(session, [message])
 
 
 async def handle_callback(state: AppState, update: StatusUpdate) -> None:
@@ -147,14 +162,20 @@ async def handle_callback(state: AppState, update: StatusUpdate) -> None:
                 )
             )
         elif await apply_status(session, message, update.status, update.error_code):
-            await announce(session, message)
+            await announce(session, [message])
     if message is None:
         await settle_pending(state, update.sid)
+
+
+async def with_pending(session: AsyncSession, sids: Sequence[str]) -> set[str]:
+    """Those of `sids` that have statuses waiting (one read, however many sends committed)."""
+    stmt = select(PendingStatus.twilio_sid).where(PendingStatus.twilio_sid.in_(sids))
+    return set((await session.scalars(stmt)).all())
 
 
 async def settle_pending(state: AppState, sid: str) -> None:
     """Apply pending statuses of `sid` if its message exists by now (run after a commit)."""
     async with state.transaction() as session:
         message = await lock_message_by_sid(session, sid)
-        if message is not None and await apply_pending(session, message):
-            await announce(session, message)
+        if message is not None and await apply_pending(session, [message]):
+            await announce(session, [message])

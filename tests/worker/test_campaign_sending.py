@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from server.services import campaign_sender as sending
 from server.settings import Settings
@@ -202,6 +203,32 @@ async def test_two_worker_processes_send_1000_once_each_throttled_skipping_opt_o
     assert max(arrivals) - min(arrivals) >= (950 - 1) / rate * 0.9
 
 
+async def claimed_by_hand(
+    server: LiveServer,
+    http: httpx.AsyncClient,
+    blast: Blast,
+    options: sending.SendOptions,
+    count: int,
+    *,
+    body: str = "Hi {first_name}",
+    rate_per_second: int = 1000,
+    opted_out: list[str] | None = None,
+) -> tuple[dict[str, Any], sending.Sender, sending.Batch]:
+    """A sending campaign to `count` new contacts, all claimed for worker "w1" (whose sends
+    the test then makes itself)."""
+    contacts = await add_contacts(server.state, count)
+    created = await create(
+        http, blast, body=body, contact_ids=contacts, rate_per_second=rate_per_second
+    )
+    if opted_out:
+        await opt_out(server.state, blast.service_id, opted_out)
+    await act(http, blast, created["id"], "send")
+    batch = await sending.claim(server.state, created["id"], "w1", count, options)
+    sender = await sending.sender_for(server.state, created["id"])
+    assert sender is not None and len(batch.claimed) == count
+    return created, sender, batch
+
+
 async def test_a_send_that_missed_its_slot_takes_a_fresh_one_instead_of_catching_up(
     twilio_server: LiveServer,
     twilio_http: httpx.AsyncClient,
@@ -209,13 +236,10 @@ async def test_a_send_that_missed_its_slot_takes_a_fresh_one_instead_of_catching
     standin: TimedStandIn,
 ) -> None:
     state = twilio_server.state
-    contacts = await add_contacts(state, 3)
-    created = await create(twilio_http, blast, body="Hi", contact_ids=contacts, rate_per_second=2)
-    await act(twilio_http, blast, created["id"], "send")
     options = sending.SendOptions()
-    batch = await sending.claim(state, created["id"], "w1", 3, options)
-    sender = await sending.sender_for(state, created["id"])
-    assert sender is not None and len(batch.claimed) == 3
+    created, sender, batch = await claimed_by_hand(
+        twilio_server, twilio_http, blast, options, 3, body="Hi", rate_per_second=2
+    )
 
     async def next_free_slot() -> datetime:
         async with state.reading() as session:
@@ -238,6 +262,57 @@ async def test_a_send_that_missed_its_slot_takes_a_fresh_one_instead_of_catching
     assert await lenient.send(sender, slightly) == "sent"
     assert await next_free_slot() == free + timedelta(seconds=0.5)
     assert len(standin.sent_to()) == 2
+
+
+async def test_sends_due_together_share_their_transactions_and_each_gets_its_outcome(
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
+    blast: Blast,
+    standin: TimedStandIn,
+) -> None:
+    state = twilio_server.state
+    options = sending.SendOptions()
+    # The opt-out comes after enqueueing: it is caught at send.
+    created, sender, batch = await claimed_by_hand(
+        twilio_server, twilio_http, blast, options, 20, opted_out=[phone(2003)]
+    )
+    due = utcnow() + timedelta(seconds=0.3)
+    commits = 0
+
+    def count(*_: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    dispatcher = sending.Dispatcher(state, "w1", 20, options)
+    event.listen(state.engine.sync_engine, "commit", count)
+    try:
+        outcomes = await asyncio.gather(
+            *(dispatcher.send(sender, replace(claimed, slot=due)) for claimed in batch.claimed)
+        )
+    finally:
+        event.remove(state.engine.sync_engine, "commit", count)
+
+    assert sorted(outcomes) == ["sent"] * 19 + ["skipped_opted_out"]
+    # Recorded, then answered, in groups: far fewer transactions than sends (one send alone
+    # takes three).
+    assert commits <= 10, commits
+    assert sorted(standin.sent_to()) == sorted(phone(2000 + i) for i in range(20) if i != 3)
+    async with state.reading() as session:
+        rows = (
+            await session.execute(
+                select(CampaignRecipient, Message, Conversation)
+                .join(Message, Message.id == CampaignRecipient.message_id)
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(CampaignRecipient.campaign_id == created["id"])
+            )
+        ).all()
+    assert len(rows) == 19
+    for recipient, message, conversation in rows:
+        assert recipient.state == "sent"
+        assert message.twilio_sid and message.status == "queued"
+        assert message.body == f"Hi First{int(message.to_number[-4:]) - 2000}"
+        assert conversation.contact_id == recipient.contact_id
+        assert conversation.last_message_id == message.id
 
 
 async def test_worker_killed_mid_send_never_sends_twice_and_shows_unknown(
