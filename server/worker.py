@@ -61,7 +61,7 @@ class WorkerOptions:
             concurrency=int(number("SWITCHBOARD_SEND_CONCURRENCY", 8)),
             notify_poll_seconds=number("SWITCHBOARD_NOTIFY_POLL_SECONDS", 2.0),
             send=SendOptions(
-                batch=int(number("SWITCHBOARD_CAMPAIGN_BATCH", 50)),
+                batch=int(number("SWITCHBOARD_CAMPAIGN_BATCH", 200)),
                 stale_after_seconds=number("SWITCHBOARD_STALE_SEND_SECONDS", 60.0),
             ),
             notify=NotifyOptions(

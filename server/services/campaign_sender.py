@@ -72,7 +72,10 @@ UNKNOWN_DETAIL = (
 
 @dataclass(frozen=True)
 class SendOptions:
-    batch: int = 50
+    # The most recipients of one campaign a worker holds (claimed, not yet finished). A send
+    # is held from `prepare_seconds` before its slot until its outcome is stored, so this caps
+    # one worker near batch / (prepare_seconds + Twilio's latency) sends a second.
+    batch: int = 200
     # How far ahead of now a worker may reserve send slots.
     horizon_seconds: float = 2.0
     # How long before its slot a send's database step begins (well inside the horizon).
