@@ -29,6 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Row, bindparam, exists, or_, select, update
@@ -258,10 +259,10 @@ class Dispatcher:
         self.worker_id = worker_id
         self.late = timedelta(seconds=options.late_seconds)
         self.calls = asyncio.Semaphore(concurrency)
-        self.begin = GroupCommit(state, self._begin_all, group_limit)
+        self.begin = GroupCommit(state, partial(_begin_all, worker_id=worker_id), group_limit)
         self.reslot = GroupCommit(state, _reslot_all, group_limit)
         self.finish = GroupCommit(state, _finish_all, group_limit)
-        self.pending = GroupCommit(state, _with_pending, group_limit, session=state.reading)
+        self.pending = GroupCommit(state, statuses.have_pending, group_limit, session=state.reading)
 
     async def send(self, sender: Sender, claimed: Claimed) -> str:
         """Send to one claimed recipient; returns its new state (`lost`: no longer ours).
@@ -300,11 +301,6 @@ class Dispatcher:
             await statuses.settle_pending(self.state, sid)
         return final
 
-    async def _begin_all(
-        self, session: AsyncSession, items: Sequence[tuple[Sender, Claimed]]
-    ) -> list[tuple[Row[Any] | None, str]]:
-        return await _begin_all(session, items, self.worker_id)
-
 
 async def _finish_all(
     session: AsyncSession, outcomes: Sequence[tuple[int, int, SendResult]]
@@ -325,12 +321,6 @@ async def _finish_all(
         ],
     )
     return [(final, message.twilio_sid) for final, message in finished]
-
-
-async def _with_pending(session: AsyncSession, sids: Sequence[str]) -> list[bool]:
-    """Whether each sid has statuses that came before it was stored (one read for a group)."""
-    found = await statuses.with_pending(session, sids)
-    return [sid in found for sid in sids]
 
 
 # Built once: constructing a statement costs more than running it from the compiled cache.

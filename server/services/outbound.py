@@ -36,6 +36,7 @@ from store.models import Contact, Conversation, Inbox, Message, PhoneNumber, utc
 log = logging.getLogger("switchboard.outbound")
 
 MAX_BODY_CHARS = 1600
+STATUS_CALLBACK_PATH = "/twilio/status"
 # Built once: constructing a statement costs more than running it from the compiled cache.
 _LOCK_MESSAGES = (
     select(Message)
@@ -44,7 +45,6 @@ _LOCK_MESSAGES = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
-STATUS_CALLBACK_PATH = "/twilio/status"
 
 ConversationResolver = Callable[[AsyncSession], Awaitable[Conversation]]
 

@@ -167,10 +167,11 @@ async def handle_callback(state: AppState, update: StatusUpdate) -> None:
         await settle_pending(state, update.sid)
 
 
-async def with_pending(session: AsyncSession, sids: Sequence[str]) -> set[str]:
-    """Those of `sids` that have statuses waiting (one read, however many sends committed)."""
+async def have_pending(session: AsyncSession, sids: Sequence[str]) -> list[bool]:
+    """Whether each of `sids` has statuses waiting (one read, however many sends committed)."""
     stmt = select(PendingStatus.twilio_sid).where(PendingStatus.twilio_sid.in_(sids))
-    return set((await session.scalars(stmt)).all())
+    found = set((await session.scalars(stmt)).all())
+    return [sid in found for sid in sids]
 
 
 async def settle_pending(state: AppState, sid: str) -> None:
