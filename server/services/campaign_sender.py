@@ -256,7 +256,6 @@ class Dispatcher:
         group_limit: int = 50,
     ) -> None:
         self.state = state
-        self.worker_id = worker_id
         self.late = timedelta(seconds=options.late_seconds)
         self.calls = asyncio.Semaphore(concurrency)
         self.begin = GroupCommit(state, partial(_begin_all, worker_id=worker_id), group_limit)
