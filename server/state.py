@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from server.logging import current_request_id
 from server.settings import Settings
 from store import outbox
-from store.db import is_sqlite, make_engine, make_sessionmaker
+from store.db import is_sqlite, make_engine, make_sessionmaker, wal_checkpointer
 from store.models import Event
 
 log = logging.getLogger("switchboard.state")
@@ -61,6 +61,10 @@ class AppState:
         else:
             self.read_engine = self.engine
         self.read_sessionmaker = make_sessionmaker(self.read_engine)
+        # A SQLite file is checkpointed on a thread of its own, not in this process's commits.
+        self.checkpointer = wal_checkpointer(settings.database_url) if engine is None else None
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         # SQLite's one writer: this process's write transactions take turns here, first come
         # first served. Left to SQLite they would poll its lock, sleeping up to 100 ms between
         # tries, and a burst of webhooks would mostly wait in those sleeps.
@@ -119,6 +123,8 @@ class AppState:
             log.exception("announcing an access change of user %s failed", user_id)
 
     async def close(self) -> None:
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.stop)
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()

@@ -15,10 +15,26 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from store import sqlite_driver
+from store.sqlite_checkpoint import SAFETY_NET_PAGES, WalCheckpointer
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for PostgreSQL or an in-memory database."""
+    if not is_sqlite(url):
+        return None
+    database = make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def wal_checkpointer(url: str) -> WalCheckpointer | None:
+    """A checkpointer (not started) for a SQLite database file: a process that writes to it
+    runs one, so that no commit of its own has to checkpoint (`store.sqlite_checkpoint`)."""
+    path = sqlite_file(url)
+    return WalCheckpointer(path) if path is not None else None
 
 
 def make_engine(url: str, *, for_reads: bool = False, **kwargs: Any) -> AsyncEngine:
@@ -31,9 +47,9 @@ def make_engine(url: str, *, for_reads: bool = False, **kwargs: Any) -> AsyncEng
     """
     if is_sqlite(url):
         parsed = make_url(url).set(drivername=f"sqlite+{sqlite_driver.DRIVER}")
-        database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         # A connection is used by one task at a time, from the driver's thread or, for
         # `run_on_loop` sessions, from the loop's.
         connect_args = {"timeout": 30, "check_same_thread": False}
@@ -58,6 +74,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Checkpoints are the checkpointer's, off the commit path; this is the safety net.
+    cursor.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")
     cursor.close()
 
 
