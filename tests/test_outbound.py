@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from server.serializers import message_json
 from server.services.outbound import STALE_DETAIL, settle_stale_quick_sends
@@ -209,6 +209,28 @@ async def test_a_callback_that_beats_the_create_response_is_not_lost(
     [stored] = await messages(server.state, direction="outbound")
     assert stored.status == "sent"
     assert await count(server.state, PendingStatus) == 0
+
+
+async def test_a_quick_send_with_no_early_callback_commits_twice(twilio: TwilioEnv) -> None:
+    """Recorded as sending, then Twilio's answer stored; whether a status beat that answer is
+    a read, not a third write transaction taking its turn on the database's write lock."""
+    server, http, world, standin = twilio
+    conversation_id = await thread_with(server, http, world.n1)
+    standin.script(STUDENT, callbacks=[])
+    commits = 0
+
+    def count_commit(_connection: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(server.state.engine.sync_engine, "commit", count_commit)
+    try:
+        response = await quick(http, world, conversation_id, "Just the two")
+    finally:
+        event.remove(server.state.engine.sync_engine, "commit", count_commit)
+
+    assert response.status_code == 201 and response.json()["status"] == "queued"
+    assert commits == 2
 
 
 async def test_concurrent_sends_with_racing_callbacks_all_end_delivered(

@@ -175,7 +175,14 @@ async def have_pending(session: AsyncSession, sids: Sequence[str]) -> list[bool]
 
 
 async def settle_pending(state: AppState, sid: str) -> None:
-    """Apply pending statuses of `sid` if its message exists by now (run after a commit)."""
+    """Apply pending statuses of `sid` if its message exists by now (run after a commit).
+
+    Whether any are pending is a read: the write transaction, and its turn at SQLite's one
+    write lock, is taken only when there are (a callback that beat Twilio's answer: rare)."""
+    async with state.reading() as session:
+        [pending] = await have_pending(session, [sid])
+    if not pending:
+        return
     async with state.transaction() as session:
         message = await lock_message_by_sid(session, sid)
         if message is not None and await apply_pending(session, [message]):
