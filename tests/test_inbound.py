@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from server.serializers import message_json
 from server.services.inbound import parse_inbound
@@ -15,6 +15,7 @@ from store.models import Contact, Conversation, Event, Inbox, Message
 from tests.support.live_server import LiveServer
 from tests.support.messaging import (
     World,
+    commits_of,
     count,
     events,
     inbound_params,
@@ -291,16 +292,11 @@ async def test_webhooks_arriving_together_commit_together_each_stored_once_in_or
         inbound_params("+16175550179", world.n1, "STOP"),
         inbound_params("+16175550180", "+16175559999", "to a number we do not have"),
     ]
-    commits: list[object] = []
-    engine = state.engine.sync_engine
-    listener = event.listens_for(engine, "commit")(lambda conn: commits.append(conn))
-    try:
+    with commits_of(state) as commits:
         # Submitted in one go, before the receiver's transaction can start: one group.
         results = await asyncio.gather(
             *(live_server.app.state.inbound.receive(parse_inbound(p)) for p in burst)
         )
-    finally:
-        event.remove(engine, "commit", listener)
 
     assert len(commits) == 1
     stored = [r is not None for r in results]

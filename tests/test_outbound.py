@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from server.serializers import message_json
 from server.services.outbound import STALE_DETAIL, settle_stale_quick_sends
@@ -21,7 +21,16 @@ from store.models import (
     PhoneNumber,
 )
 from tests.support.live_server import LiveServer
-from tests.support.messaging import TwilioEnv, World, count, events, eventually, messages, text_in
+from tests.support.messaging import (
+    TwilioEnv,
+    World,
+    commits_of,
+    count,
+    events,
+    eventually,
+    messages,
+    text_in,
+)
 
 STUDENT = "+16175550142"
 
@@ -217,20 +226,11 @@ async def test_a_quick_send_with_no_early_callback_commits_twice(twilio: TwilioE
     server, http, world, standin = twilio
     conversation_id = await thread_with(server, http, world.n1)
     standin.script(STUDENT, callbacks=[])
-    commits = 0
-
-    def count_commit(_connection: object) -> None:
-        nonlocal commits
-        commits += 1
-
-    event.listen(server.state.engine.sync_engine, "commit", count_commit)
-    try:
+    with commits_of(server.state) as commits:
         response = await quick(http, world, conversation_id, "Just the two")
-    finally:
-        event.remove(server.state.engine.sync_engine, "commit", count_commit)
 
     assert response.status_code == 201 and response.json()["status"] == "queued"
-    assert commits == 2
+    assert len(commits) == 2
 
 
 async def test_concurrent_sends_with_racing_callbacks_all_end_delivered(

@@ -12,12 +12,13 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from twilio.request_validator import RequestValidator
 
 from server.auth import start_session
@@ -217,6 +218,23 @@ async def message(state: AppState, message_id: int) -> Message:
         found = await session.get(Message, message_id)
     assert found is not None
     return found
+
+
+@contextmanager
+def commits_of(state: AppState) -> Iterator[list[object]]:
+    """The transactions `state`'s write engine commits while the block runs, one entry each
+    (its connection)."""
+    commits: list[object] = []
+    engine = state.engine.sync_engine
+
+    def note(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(engine, "commit", note)
+    try:
+        yield commits
+    finally:
+        event.remove(engine, "commit", note)
 
 
 async def count(state: AppState, model: type) -> int:

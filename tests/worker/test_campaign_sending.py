@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from server.services import campaign_sender as sending
 from server.settings import Settings
@@ -25,7 +25,7 @@ from store.models import (
     utcnow,
 )
 from tests.support.live_server import LiveServer, start_live_server
-from tests.support.messaging import events, eventually, seed_world, text_in
+from tests.support.messaging import commits_of, events, eventually, seed_world, text_in
 from tests.worker.conftest import StartWorker
 from tests.worker.support import (
     Blast,
@@ -277,25 +277,16 @@ async def test_sends_due_together_share_their_transactions_and_each_gets_its_out
         twilio_server, twilio_http, blast, options, 20, opted_out=[phone(2003)]
     )
     due = utcnow() + timedelta(seconds=0.3)
-    commits = 0
-
-    def count(*_: object) -> None:
-        nonlocal commits
-        commits += 1
-
     dispatcher = sending.Dispatcher(state, "w1", 20, options)
-    event.listen(state.engine.sync_engine, "commit", count)
-    try:
+    with commits_of(state) as commits:
         outcomes = await asyncio.gather(
             *(dispatcher.send(sender, replace(claimed, slot=due)) for claimed in batch.claimed)
         )
-    finally:
-        event.remove(state.engine.sync_engine, "commit", count)
 
     assert sorted(outcomes) == ["sent"] * 19 + ["skipped_opted_out"]
     # Recorded, then answered, in groups: far fewer transactions than sends (one send alone
     # takes three).
-    assert commits <= 10, commits
+    assert len(commits) <= 10, len(commits)
     assert sorted(standin.sent_to()) == sorted(phone(2000 + i) for i in range(20) if i != 3)
     async with state.reading() as session:
         rows = (
