@@ -16,6 +16,7 @@ from server.settings import Settings
 from store import outbox
 from store.db import is_sqlite, make_engine, make_sessionmaker, wal_checkpointer
 from store.models import Event
+from store.write_turn import WriteTurn
 
 log = logging.getLogger("switchboard.state")
 
@@ -61,16 +62,20 @@ class AppState:
         else:
             self.read_engine = self.engine
         self.read_sessionmaker = make_sessionmaker(self.read_engine)
-        # A SQLite file is checkpointed on a thread of its own, not in this process's commits.
-        self.checkpointer = wal_checkpointer(settings.database_url) if engine is None else None
-        if self.checkpointer is not None:
-            self.checkpointer.start()
         # SQLite's one writer: this process's write transactions take turns here, first come
         # first served. Left to SQLite they would poll its lock, sleeping up to 100 ms between
         # tries, and a burst of webhooks would mostly wait in those sleeps.
-        self._write_turn: asyncio.Lock | contextlib.nullcontext[None] = (
-            asyncio.Lock() if is_sqlite(settings.database_url) else contextlib.nullcontext()
+        turn = WriteTurn() if is_sqlite(settings.database_url) else None
+        self._write_turn: WriteTurn | contextlib.nullcontext[None] = (
+            turn or contextlib.nullcontext()
         )
+        # A SQLite file is checkpointed on a thread of its own, not in this process's commits;
+        # it takes a turn too while it shuts writers out.
+        self.checkpointer = (
+            wal_checkpointer(settings.database_url, turn) if turn and engine is None else None
+        )
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         self.publisher: EventPublisher | None = None
 
     @asynccontextmanager

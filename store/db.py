@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,11 @@ from sqlalchemy.ext.asyncio import (
 
 from store import sqlite_driver
 from store.sqlite_checkpoint import SAFETY_NET_PAGES, WalCheckpointer
+from store.write_turn import WriteTurn
+
+# How long the checkpointer waits for the write turn before it restarts the WAL without it: a
+# long transaction of the process's own (a campaign's batch) is let finish first.
+RESTART_TURN_WAIT_SECONDS = 0.2
 
 
 def is_sqlite(url: str) -> bool:
@@ -30,11 +36,16 @@ def sqlite_file(url: str) -> Path | None:
     return Path(database) if database and database != ":memory:" else None
 
 
-def wal_checkpointer(url: str) -> WalCheckpointer | None:
+def wal_checkpointer(url: str, write_turn: WriteTurn) -> WalCheckpointer | None:
     """A checkpointer (not started) for a SQLite database file: a process that writes to it
-    runs one, so that no commit of its own has to checkpoint (`store.sqlite_checkpoint`)."""
+    runs one, so that no commit of its own has to checkpoint (`store.sqlite_checkpoint`); it
+    takes the process's `write_turn` while it shuts writers out."""
     path = sqlite_file(url)
-    return WalCheckpointer(path) if path is not None else None
+    if path is None:
+        return None
+    return WalCheckpointer(
+        path, hold_writers=partial(write_turn.held_from_thread, RESTART_TURN_WAIT_SECONDS)
+    )
 
 
 def make_engine(url: str, *, for_reads: bool = False, **kwargs: Any) -> AsyncEngine:

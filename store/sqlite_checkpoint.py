@@ -10,16 +10,21 @@ So the engines' connections only checkpoint as a safety net, far out (`SAFETY_NE
 a `WalCheckpointer` copies the WAL into the database file every `interval` seconds on its own
 connection, in PASSIVE mode, which waits for nobody and holds up nobody. A PASSIVE checkpoint
 never starts the WAL over while writes keep coming, though, so once the WAL holds more than
-`restart_pages` the checkpointer asks for a RESTART: that blocks new writers for the few
-milliseconds it takes to copy what came since, and gives up (to try again later) rather than
-wait more than `RESTART_WAIT_SECONDS` for a writer or reader to finish.
+`restart_pages` the checkpointer asks for a RESTART: that shuts writers out for the few
+milliseconds it takes to copy what came since and sync, and gives up (to try again later)
+rather than wait more than `RESTART_WAIT_SECONDS` for a writer or reader to finish. Meanwhile
+it holds the process's own writers off with `hold_writers` (`store.write_turn`), so that they
+wait in line and go on the moment it is done, rather than poll SQLite's lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 log = logging.getLogger("switchboard.store.checkpoint")
@@ -29,12 +34,21 @@ log = logging.getLogger("switchboard.store.checkpoint")
 SAFETY_NET_PAGES = 65_536
 RESTART_WAIT_SECONDS = 0.05
 
+HoldWriters = Callable[[], AbstractContextManager[object]]
+
 
 class WalCheckpointer:
-    def __init__(self, path: Path, interval: float = 0.25, restart_pages: int = 16_384) -> None:
+    def __init__(
+        self,
+        path: Path,
+        interval: float = 0.25,
+        restart_pages: int = 16_384,
+        hold_writers: HoldWriters = contextlib.nullcontext,
+    ) -> None:
         self.path = path
         self.interval = interval
         self.restart_pages = restart_pages
+        self.hold_writers = hold_writers
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"wal-checkpoint {path.name}", daemon=True
@@ -73,7 +87,8 @@ class WalCheckpointer:
             return
         _, pages, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if pages > self.restart_pages:
-            connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            with self.hold_writers():
+                connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
 
     def _connect(self) -> sqlite3.Connection | None:
         """The checkpointer's connection; None while the database does not exist yet (mode=rw:

@@ -4,10 +4,11 @@ copies it into the database file and, under writes that never pause, starts it o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -86,9 +87,20 @@ async def test_a_long_wal_in_use_while_it_was_checkpointed_is_started_over(
 ) -> None:
     """A PASSIVE checkpoint that ran while a write was under way leaves the WAL to grow on
     (under writes that never pause, it always is): past `restart_pages` the checkpointer
-    asks for a RESTART, and the next write starts the WAL over."""
+    asks for a RESTART, holding the process's writers off meanwhile, and the next write starts
+    the WAL over."""
     await write_pages(engine, commits=100)  # 400 pages
-    checkpointer = WalCheckpointer(database_file(engine), restart_pages=restart_pages)
+    holds: list[str] = []
+
+    @contextlib.contextmanager
+    def hold_writers() -> Iterator[None]:
+        holds.append("held")
+        yield
+        holds.append("let go")
+
+    checkpointer = WalCheckpointer(
+        database_file(engine), restart_pages=restart_pages, hold_writers=hold_writers
+    )
     async with engine.begin() as connection:
         await connection.execute(text("INSERT INTO filler (data) VALUES (x'00')"))
         checkpoint = asyncio.create_task(asyncio.to_thread(checkpointer.checkpoint))
@@ -98,8 +110,10 @@ async def test_a_long_wal_in_use_while_it_was_checkpointed_is_started_over(
     await write_pages(engine, commits=1)
     if started_over:
         assert wal_frames(engine) < 20
+        assert holds == ["held", "let go"]
     else:
         assert wal_frames(engine) > 400
+        assert holds == []
 
 
 def test_a_database_not_created_yet_is_left_alone(tmp_path: Path) -> None:
