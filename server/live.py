@@ -81,15 +81,24 @@ async def stop(state: AppState) -> None:
         await node.stop()
 
 
-async def trim_outbox(state: AppState) -> int:
-    """Drop events beyond the retained backlog; `since` older than what is left gets resync."""
+async def trim_outbox(state: AppState, batch: int = outbox.TRIM_BATCH) -> int:
+    """Drop events beyond the retained backlog; `since` older than what is left gets resync.
+
+    In transactions of `batch` events each, so that a backlog of millions never holds the
+    write lock (SQLite's one writer) for more than a moment at a time."""
     settings = state.settings
-    async with state.transaction() as session:
-        return await outbox.trim(
-            session,
-            keep_per_channel=settings.event_retention_count,
-            max_age=timedelta(seconds=settings.event_retention_seconds),
-        )
+    removed = 0
+    while True:
+        async with state.transaction() as session:
+            removed_now = await outbox.trim(
+                session,
+                keep_per_channel=settings.event_retention_count,
+                max_age=timedelta(seconds=settings.event_retention_seconds),
+                limit=batch,
+            )
+        removed += removed_now
+        if removed_now < batch:
+            return removed
 
 
 async def _trim_forever(state: AppState) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import Select, bindparam, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
@@ -152,20 +152,47 @@ async def oldest_retained_seq(session: AsyncSession, channel: str) -> int | None
     return None if value is None else int(value)
 
 
-async def trim(
-    session: AsyncSession, keep_per_channel: int, max_age: timedelta, now: datetime | None = None
-) -> int:
-    """Drop events older than `max_age` and beyond the newest `keep_per_channel` of a channel.
+# A trim's share of the write lock: one transaction removes at most this many events (a few
+# milliseconds' work on SQLite), so webhooks take their turns in between.
+TRIM_BATCH = 1000
 
-    The counters in channel_sequences are never trimmed, so a client that is too far behind can
-    always tell (its `since` is below the oldest retained seq) and is told to resync.
+
+async def trim(
+    session: AsyncSession,
+    keep_per_channel: int,
+    max_age: timedelta,
+    now: datetime | None = None,
+    limit: int = TRIM_BATCH,
+) -> int:
+    """Drop up to `limit` events that are older than `max_age` or beyond the newest
+    `keep_per_channel` of their channel; returns how many (fewer than `limit`: none are left).
+
+    Two statements however many channels there are: only a channel whose seq has passed
+    `keep_per_channel` can hold events beyond it, and an office with 50,000 conversations has
+    as many channels. The counters in channel_sequences are never trimmed, so a client that is
+    too far behind can always tell (its `since` is below the oldest retained seq) and is told
+    to resync.
     """
     cutoff = (now or utcnow()) - max_age
-    removed = (await session.execute(delete(Event).where(Event.created_at < cutoff))).rowcount
-    heads = select(ChannelSequence.channel, ChannelSequence.seq)
-    for channel, seq in (await session.execute(heads)).all():
-        result = await session.execute(
-            delete(Event).where(Event.channel == channel, Event.seq <= seq - keep_per_channel)
+    expired = select(Event.id).where(Event.created_at < cutoff).limit(limit)
+    removed = await _delete(session, expired)
+    if removed < limit:
+        beyond = (
+            select(Event.id)
+            .join(ChannelSequence, ChannelSequence.channel == Event.channel)
+            .where(
+                ChannelSequence.seq > keep_per_channel,
+                Event.seq <= ChannelSequence.seq - keep_per_channel,
+            )
+            .limit(limit - removed)
         )
-        removed += result.rowcount
-    return int(removed or 0)
+        removed += await _delete(session, beyond)
+    return removed
+
+
+async def _delete(session: AsyncSession, ids: Select[tuple[int]]) -> int:
+    # Not synchronizing the session's objects: it holds none, and finding which to expire would
+    # have every deleted id sent back.
+    statement = delete(Event).where(Event.id.in_(ids))
+    result = await session.execute(statement, execution_options={"synchronize_session": False})
+    return int(result.rowcount or 0)
