@@ -239,8 +239,7 @@ class Worker:
 
     async def _notification_pass(self) -> float:
         options = self.options.notify
-        async with self.state.transaction() as session:
-            await notifications.schedule_due(session)
+        await notifications.schedule_due(self.state)
         async with self.state.transaction() as session:
             claimed = await notifications.claim(session, options)
         outcomes = await asyncio.gather(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import Select, and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -73,9 +73,33 @@ def read_upto() -> Any:
     )
 
 
-async def schedule_due(session: AsyncSession, now: datetime | None = None) -> int:
-    """Insert the notification row of every quiet period whose delay has passed; returns count."""
+async def schedule_due(state: AppState, now: datetime | None = None) -> int:
+    """Insert the notification row of every quiet period whose delay has passed; returns count.
+
+    The search, over every conversation of the last `LOOKBACK`, runs in a read: in a write
+    transaction it held SQLite's one write lock, and every webhook with it, for as long as it
+    took (90 ms every pass with 50,000 conversations). A member's read that lands between the
+    search and the insert is seen when the email is composed, which cancels it.
+    """
     now = now or utcnow()
+    async with state.reading() as session:
+        due = await _due(session, now)
+    if not due:
+        return 0
+    rows = [{**row, "due_at": now, "state": "pending", "attempts": 0} for row in due]
+    async with state.transaction() as session:
+        result = await session.execute(
+            sql.insert(session, Notification)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .returning(Notification.id)
+        )
+        return len(result.all())
+
+
+def due_search(now: datetime) -> Select[tuple[int, int, datetime, int]]:
+    """(conversation, its first unread inbound message, when that came, the inbox's delay) of
+    each unread quiet period in an inbox with notifications on that has no notification yet."""
     marker = read_upto()
     inbound = aliased(Message)
     first_unread = (
@@ -91,32 +115,29 @@ async def schedule_due(session: AsyncSession, now: datetime | None = None) -> in
     covered = exists().where(
         Notification.conversation_id == Conversation.id, Notification.message_id > marker
     )
-    stmt = (
+    # Conversations found by inbox and recency (an index range each): without naming the
+    # inboxes up front, SQLite read every conversation there is, notifications on or off.
+    notifying = select(Inbox.id).where(Inbox.notify_enabled.is_(True))
+    return (
         select(Conversation.id, Message.id, Message.created_at, Inbox.notify_delay_seconds)
         .join(Inbox, Inbox.id == Conversation.inbox_id)
         .join(Message, Message.id == first_unread)
         .where(
-            Inbox.notify_enabled.is_(True),
+            Conversation.inbox_id.in_(notifying),
             Conversation.last_message_at >= now - LOOKBACK,
             Conversation.last_inbound_message_id > marker,
             ~covered,
         )
     )
-    due = [
+
+
+async def _due(session: AsyncSession, now: datetime) -> list[dict[str, int]]:
+    """The quiet periods whose delay has passed."""
+    return [
         {"conversation_id": conversation_id, "message_id": message_id}
-        for conversation_id, message_id, created_at, delay in (await session.execute(stmt)).all()
+        for conversation_id, message_id, created_at, delay in await session.execute(due_search(now))
         if created_at + timedelta(seconds=delay) <= now
     ]
-    if not due:
-        return 0
-    rows = [{**row, "due_at": now, "state": "pending", "attempts": 0} for row in due]
-    result = await session.execute(
-        sql.insert(session, Notification)
-        .values(rows)
-        .on_conflict_do_nothing()
-        .returning(Notification.id)
-    )
-    return len(result.all())
 
 
 async def claim(

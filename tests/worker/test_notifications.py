@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.dialects import sqlite
 
+from server.services import notifications
 from server.settings import Settings
-from store.models import Contact, Conversation, Message, Notification
+from store.migrate import upgrade_async
+from store.models import Contact, Conversation, Message, Notification, utcnow
 from tests.support.live_server import LiveServer
-from tests.support.messaging import World, eventually, text_in
+from tests.support.messaging import World, commits_of, eventually, text_in
 from tests.worker.conftest import StartWorker
 from tests.worker.support import SmtpSink, mark_read, set_notifications
 
@@ -195,3 +201,40 @@ async def test_two_workers_never_send_the_same_email_twice(
     for conversation_id in ids:
         assert len(smtp.emails(conversation_id)) == 1, conversation_id
     assert len(emails) == 20
+
+
+async def test_the_search_for_due_emails_holds_no_write_lock(
+    live_server: LiveServer, http: httpx.AsyncClient, world: World
+) -> None:
+    """Every pass searches every recent conversation; inside a write transaction the search
+    held SQLite's one write lock, and every webhook behind it, for as long as it took."""
+    await set_notifications(live_server.state, world.admissions, delay=60)
+    message = await inbound(live_server, http, world, ANN, "Anyone there?")
+    with commits_of(live_server.state) as commits:
+        assert await notifications.schedule_due(live_server.state, now=message.created_at) == 0
+    assert commits == []
+    later = message.created_at + timedelta(seconds=61)
+    with commits_of(live_server.state) as commits:
+        assert await notifications.schedule_due(live_server.state, now=later) == 1
+    assert len(commits) == 1
+    [row] = await notification_rows(live_server, message.conversation_id)
+    assert row.message_id == message.id
+
+
+async def test_the_search_reads_only_conversations_of_inboxes_with_notifications_on(
+    tmp_path: Path,
+) -> None:
+    """By inbox and recency, through the index: without naming the inboxes up front SQLite
+    read every conversation there is (165 ms a pass with 50,000, notifications on or off)."""
+    path = tmp_path / "plan.db"
+    await upgrade_async(f"sqlite+aiosqlite:///{path}")
+    search = notifications.due_search(utcnow()).compile(
+        dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    connection = sqlite3.connect(path)
+    try:
+        plan = [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {search}")]
+    finally:
+        connection.close()
+    assert "SEARCH conversations USING INDEX ix_conversations_inbox_recent" in "\n".join(plan)
+    assert not any(step.startswith("SCAN conversations") for step in plan), plan
