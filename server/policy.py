@@ -26,15 +26,18 @@ class ChannelPolicy:
     subscribing) are answered together in the next one (`GroupCommit` over reads)."""
 
     def __init__(self, state: AppState, limit: int = 256) -> None:
-        self._state = state
-        self._group = GroupCommit(state, _authorize_all, limit, session=state.reading)
+        self._decisions = GroupCommit(state, _authorize_all, limit, session=state.reading)
+        self._sign_ins = GroupCommit(state, _sessions_valid, limit, session=state.reading)
 
     async def authorize(self, principal: Principal, channels: Sequence[str]) -> dict[str, bool]:
-        return await self._group.submit((principal, tuple(channels)))
+        return await self._decisions.submit((principal, tuple(channels)))
 
     async def session_valid(self, principal: Principal) -> bool:
-        async with self._state.reading() as session:
-            return (await _signed_in_users(session, [principal]))[0] is not None
+        return await self._sign_ins.submit(principal)
+
+
+async def _sessions_valid(session: AsyncSession, principals: Sequence[Principal]) -> list[bool]:
+    return [user is not None for user in await _signed_in_users(session, principals)]
 
 
 async def _authorize_all(
