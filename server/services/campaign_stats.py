@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from server.serializers import campaign_json
+from server.services import sql
 from server.state import AppState
 from store import outbox
 from store.models import Campaign, CampaignRecipient, Event, Message
@@ -82,14 +83,20 @@ async def counts(session: AsyncSession, campaign_id: int) -> dict[str, int]:
 
 async def _answers_within_window(session: AsyncSession, campaign_id: int) -> tuple[int, int]:
     """Recipients whose first reply, and whose first opt-out reply, came within REPLY_WINDOW
-    of their campaign message."""
+    of their campaign message.
+
+    Counted by the database: the rows of every recipient who answered, read and compared here,
+    held the event loop for 45 ms a pass with 10,000 answers, once a second while a campaign
+    runs (the very time its replies flood in)."""
     sent = aliased(Message)
     reply = aliased(Message)
-    stmt = (
+    answers = (
         select(
-            sent.created_at,
-            func.min(reply.created_at),
-            func.min(case((reply.opt_change == "opted_out", reply.created_at))),
+            sent.created_at.label("sent_at"),
+            func.min(reply.created_at).label("first_reply"),
+            func.min(case((reply.opt_change == "opted_out", reply.created_at))).label(
+                "first_opt_out"
+            ),
         )
         .select_from(CampaignRecipient)
         .join(sent, sent.id == CampaignRecipient.message_id)
@@ -103,12 +110,17 @@ async def _answers_within_window(session: AsyncSession, campaign_id: int) -> tup
         )
         .where(CampaignRecipient.campaign_id == campaign_id)
         .group_by(sent.id, sent.created_at)
+        .subquery()
     )
-    replied = opted_out = 0
-    for sent_at, first_reply, first_opt_out in (await session.execute(stmt)).all():
-        replied += first_reply - sent_at <= REPLY_WINDOW
-        opted_out += first_opt_out is not None and first_opt_out - sent_at <= REPLY_WINDOW
-    return replied, opted_out
+    window = REPLY_WINDOW.total_seconds()
+    stmt = select(
+        *(
+            func.count().filter(sql.seconds_between(first, answers.c.sent_at) <= window)
+            for first in (answers.c.first_reply, answers.c.first_opt_out)
+        )
+    )
+    replied, opted_out = (await session.execute(stmt)).one()
+    return int(replied), int(opted_out)
 
 
 def figures(numbers: dict[str, int]) -> dict[str, Any]:
