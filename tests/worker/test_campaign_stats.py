@@ -5,13 +5,47 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import event
+
 from server.services import campaign_stats
 from server.settings import Settings
 from server.state import AppState
 from store.models import Campaign, CampaignRecipient, Contact, Conversation, Message, utcnow
-from tests.support.messaging import seed_world
+from tests.support.messaging import World, commits_of, events, seed_world
 
 SENT_AT = utcnow().replace(microsecond=0) - timedelta(days=3)
+
+
+async def seed_campaign(
+    state: AppState, world: World, answers: list[list[tuple[timedelta, str | None]]]
+) -> int:
+    """A sent campaign with a recipient per entry of `answers`: (how long after the campaign
+    message each of their replies came, its opt-out change)."""
+    async with state.transaction() as session:
+        campaign = Campaign(
+            name="Window", messaging_service_id=world.service_a, body="Hi", status="done"
+        )
+        session.add(campaign)
+        await session.flush()
+        for index, replies in enumerate(answers):
+            contact = Contact(phone=f"+1617555{3000 + index}")
+            session.add(contact)
+            await session.flush()
+            conversation = Conversation(inbox_id=world.admissions, contact_id=contact.id)
+            session.add(conversation)
+            await session.flush()
+            sent = message(conversation, "outbound", SENT_AT, campaign_id=campaign.id)
+            session.add(sent)
+            await session.flush()
+            session.add(
+                CampaignRecipient(
+                    campaign_id=campaign.id, contact_id=contact.id, state="sent", message_id=sent.id
+                )
+            )
+            for after, change in replies:
+                session.add(message(conversation, "inbound", SENT_AT + after, opt_change=change))
+                await session.flush()  # replies get ids in the order they came
+        return campaign.id
 
 
 async def test_replies_and_opt_outs_count_within_24_hours_of_the_campaign_message(
@@ -20,47 +54,50 @@ async def test_replies_and_opt_outs_count_within_24_hours_of_the_campaign_messag
     state = AppState(settings)
     try:
         world = await seed_world(state)
-        # (first answer after the campaign message, its opt-out change), per recipient
-        answers: list[list[tuple[timedelta, str | None]]] = [
-            [(timedelta(hours=23, minutes=59), None), (timedelta(hours=30), "opted_out")],
-            [(timedelta(hours=24, minutes=1), None)],  # too late: not a reply of the campaign
-            [(timedelta(minutes=5), "opted_out")],
-            [],
-        ]
-        async with state.transaction() as session:
-            campaign = Campaign(
-                name="Window", messaging_service_id=world.service_a, body="Hi", status="done"
-            )
-            session.add(campaign)
-            await session.flush()
-            for index, replies in enumerate(answers):
-                contact = Contact(phone=f"+1617555{3000 + index}")
-                session.add(contact)
-                await session.flush()
-                conversation = Conversation(inbox_id=world.admissions, contact_id=contact.id)
-                session.add(conversation)
-                await session.flush()
-                sent = message(conversation, "outbound", SENT_AT, campaign_id=campaign.id)
-                session.add(sent)
-                await session.flush()
-                session.add(
-                    CampaignRecipient(
-                        campaign_id=campaign.id,
-                        contact_id=contact.id,
-                        state="sent",
-                        message_id=sent.id,
-                    )
-                )
-                for after, opt_change in replies:
-                    session.add(
-                        message(conversation, "inbound", SENT_AT + after, opt_change=opt_change)
-                    )
-                    await session.flush()  # replies get ids in the order they came
+        campaign_id = await seed_campaign(
+            state,
+            world,
+            [
+                [(timedelta(hours=23, minutes=59), None), (timedelta(hours=30), "opted_out")],
+                [(timedelta(hours=24, minutes=1), None)],  # too late: not a reply to it
+                [(timedelta(minutes=5), "opted_out")],
+                [],
+            ],
+        )
         async with state.reading() as session:
-            counts = await campaign_stats.counts(session, campaign.id)
+            counts = await campaign_stats.counts(session, campaign_id)
         assert (counts["total"], counts["sent"]) == (4, 4)
         assert counts["replied"] == 2  # the first and the third
         assert counts["opt_outs"] == 1  # the third: the first opted out after 30 hours
+    finally:
+        await state.close()
+
+
+async def test_progress_is_counted_outside_the_write_transaction(settings: Settings) -> None:
+    """Once a second per running campaign: counted inside the write transaction, a campaign of
+    50,000 recipients held SQLite's write lock, and every webhook, for some 60 ms."""
+    state = AppState(settings)
+    statements: list[tuple[object, str]] = []
+
+    def note(conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append((conn, statement))
+
+    try:
+        world = await seed_world(state)
+        campaign_id = await seed_campaign(state, world, [[(timedelta(minutes=5), None)], []])
+        event.listen(state.engine.sync_engine, "before_cursor_execute", note)
+        try:
+            with commits_of(state) as commits:
+                assert await campaign_stats.publish_if_changed(state, campaign_id)
+        finally:
+            event.remove(state.engine.sync_engine, "before_cursor_execute", note)
+        assert len(commits) == 1
+        written = [statement for conn, statement in statements if conn is commits[0]]
+        assert any(statement.startswith("INSERT INTO events") for statement in written)
+        assert not any("campaign_recipients" in statement for statement in written), written
+        assert not await campaign_stats.publish_if_changed(state, campaign_id)  # unchanged
+        [progress] = await events(state, campaign_stats.channel(campaign_id))
+        assert progress.data["counts"]["replied"] == 1
     finally:
         await state.close()
 
