@@ -12,7 +12,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -220,21 +220,27 @@ async def message(state: AppState, message_id: int) -> Message:
     return found
 
 
-@contextmanager
-def commits_of(state: AppState) -> Iterator[list[object]]:
+def commits_of(state: AppState) -> AbstractContextManager[list[object]]:
     """The transactions `state`'s write engine commits while the block runs, one entry each
     (its connection)."""
-    commits: list[object] = []
+    return transactions_of(state, "commit")
+
+
+@contextmanager
+def transactions_of(state: AppState, moment: str) -> Iterator[list[object]]:
+    """The transactions of `state`'s write engine that reach `moment` ("begin", "commit")
+    while the block runs, one entry each (its connection)."""
+    seen: list[object] = []
     engine = state.engine.sync_engine
 
     def note(connection: object) -> None:
-        commits.append(connection)
+        seen.append(connection)
 
-    event.listen(engine, "commit", note)
+    event.listen(engine, moment, note)
     try:
-        yield commits
+        yield seen
     finally:
-        event.remove(engine, "commit", note)
+        event.remove(engine, moment, note)
 
 
 async def count(state: AppState, model: type) -> int:
