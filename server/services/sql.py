@@ -1,4 +1,5 @@
-"""Dialect helpers the services share: upserts and row locks on SQLite and PostgreSQL alike."""
+"""Dialect helpers the services share: upserts, row locks and time arithmetic on SQLite and
+PostgreSQL alike."""
 
 from __future__ import annotations
 
