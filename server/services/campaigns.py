@@ -33,6 +33,8 @@ from store.models import (
 )
 
 CHUNK = 500
+# Rows per execution of a statement executed many.
+EXECUTE_MANY = 5000
 MAX_RATE = 10_000.0
 MISSING_LISTED = 100
 
@@ -146,13 +148,14 @@ async def ensure_contacts(session: AsyncSession, inputs: Sequence[RecipientInput
         for phone, item in by_phone.items()
         if phone not in found
     ]
-    if new:
-        # Executed many: one statement, compiled once (a VALUES list of 500 rows was compiled
-        # afresh for every chunk, most of a big import's time in its write transaction).
-        await session.execute(
-            sql.insert(session, Contact.__table__).on_conflict_do_nothing(index_elements=["phone"]),
-            new,
-        )
+    # One statement, compiled once and executed many, a chunk at a time (a VALUES list of 500
+    # rows compiled afresh for every chunk was most of a big import's time in its transaction;
+    # between chunks the event loop gets its turn).
+    insert_new = sql.insert(session, Contact.__table__).on_conflict_do_nothing(
+        index_elements=["phone"]
+    )
+    for part in chunks(new, EXECUTE_MANY):
+        await session.execute(insert_new, list(part))
     for contact in found.values():
         _fill_in(contact, by_phone[contact.phone])
     await session.flush()
@@ -230,18 +233,15 @@ async def add_recipients(
 ) -> Added:
     """Add contacts to a draft campaign (ones already in it are merged), then check merge fields."""
     require_draft(campaign)
+    insert_recipients = (
+        sql.insert(session, CampaignRecipient.__table__)
+        .on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
+        .returning(CampaignRecipient.id)
+    )
     added = 0
-    if contact_ids:
-        rows = [
-            {"campaign_id": campaign.id, "contact_id": i, "state": "pending"} for i in contact_ids
-        ]
-        result = await session.execute(
-            sql.insert(session, CampaignRecipient.__table__)
-            .on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
-            .returning(CampaignRecipient.id),
-            rows,
-        )
-        added = len(result.all())
+    for part in chunks(contact_ids, EXECUTE_MANY):
+        rows = [{"campaign_id": campaign.id, "contact_id": i, "state": "pending"} for i in part]
+        added += len((await session.execute(insert_recipients, rows)).all())
     await check_merge_fields(session, campaign.body, contact_ids)
     return Added(added=added, already=len(contact_ids) - added)
 
