@@ -6,14 +6,14 @@ import asyncio
 import dataclasses
 from datetime import timedelta
 
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from server.live import trim_outbox
 from server.settings import Settings
 from server.state import AppState
 from store import outbox
 from store.models import Event, utcnow
-from tests.support.messaging import commits_of
+from tests.support.messaging import commits_of, statements_of
 
 
 async def test_concurrent_writers_get_gap_free_sequences(settings: Settings) -> None:
@@ -107,20 +107,12 @@ async def test_a_trim_takes_two_statements_however_many_channels(settings: Setti
     """An office with 50,000 conversations has as many channels: a statement per channel made
     each trim hold the write lock for some 20 seconds, removing nothing."""
     state = AppState(settings)
-    statements: list[str] = []
-
-    def note(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if not statement.startswith("BEGIN"):
-            statements.append(statement)
-
     try:
         await emit_many(state, {f"conversation:{i}": 2 for i in range(300)})
-        event.listen(state.engine.sync_engine, "before_cursor_execute", note)
-        try:
+        with statements_of(state.engine) as executed:
             async with state.transaction() as session:
                 removed = await outbox.trim(session, keep_per_channel=1, max_age=timedelta(days=1))
-        finally:
-            event.remove(state.engine.sync_engine, "before_cursor_execute", note)
+        statements = [s for _, s in executed if not s.startswith("BEGIN")]
         assert removed == 300
         assert len(statements) == 2
         assert all(s.startswith("DELETE FROM events") for s in statements)

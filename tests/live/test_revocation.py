@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import delete, event
+from sqlalchemy import delete
 
 from realtime import Principal
 from server.live import node_of
@@ -14,6 +14,7 @@ from server.services import admin
 from store.models import InboxMember
 from tests.live.helpers import LiveClient, Team, emit, eventually, remove_member
 from tests.support.live_server import LiveServer
+from tests.support.messaging import statements_of
 
 
 async def test_a_removed_member_stops_viewing_and_typing(server: LiveServer, team: Team) -> None:
@@ -111,19 +112,10 @@ async def test_the_access_sweep_asks_about_many_sockets_in_a_few_reads(
                 InboxMember.inbox_id == team.inbox_a, InboxMember.user_id == team.ann.user.id
             )
         )
-    statements: list[str] = []
-
-    def note(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append(statement)
-
     node = node_of(server.state)
     assert node is not None
-    engine = server.state.read_engine.sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
+    with statements_of(server.state.read_engine) as statements:
         await node._recheck_all()
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
     revoked = await asyncio.gather(
         *(client.expect(op="event", type="access.revoked") for client in clients)
     )

@@ -14,13 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 from websockets.exceptions import InvalidStatus
 
 from store import outbox
 from tests.api.conftest import World, build_world
 from tests.live.helpers import LiveClient
 from tests.support.live_server import LiveServer
+from tests.support.messaging import statements_of
 
 GUARD = 30.0
 OK, NO = "subscribed", "forbidden"
@@ -198,16 +198,8 @@ async def test_a_storm_of_sockets_each_gets_its_own_answers(
     user's answers (and a refused sign-in stays refused)."""
     named = channels(world)
     asked = list(named.values())
-    looked_up: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "FROM auth_sessions" in statement:
-            looked_up.append(statement)
-
-    read_engine = live_server.state.read_engine.sync_engine
-    event.listen(read_engine, "before_cursor_execute", count)
     crowd = [who for who in EXPECTED for _ in range(6)]
-    try:
+    with statements_of(live_server.state.read_engine) as executed:
         refused, clients = await asyncio.gather(
             asyncio.gather(
                 *(
@@ -222,8 +214,7 @@ async def test_a_storm_of_sockets_each_gets_its_own_answers(
             got = await asyncio.gather(*(answers(client, asked) for client in clients))
         finally:
             await asyncio.gather(*(client.close() for client in clients))
-    finally:
-        event.remove(read_engine, "before_cursor_execute", count)
+    looked_up = [statement for _, statement in executed if "FROM auth_sessions" in statement]
 
     assert all(
         isinstance(error, InvalidStatus) and error.response.status_code == 401 for error in refused

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from twilio.request_validator import RequestValidator
 
 from server.auth import start_session
@@ -231,16 +232,30 @@ def transactions_of(state: AppState, moment: str) -> Iterator[list[object]]:
     """The transactions of `state`'s write engine that reach `moment` ("begin", "commit")
     while the block runs, one entry each (its connection)."""
     seen: list[object] = []
-    engine = state.engine.sync_engine
-
-    def note(connection: object) -> None:
-        seen.append(connection)
-
-    event.listen(engine, moment, note)
-    try:
+    with _listening(state.engine, moment, seen.append):
         yield seen
+
+
+@contextmanager
+def statements_of(engine: AsyncEngine) -> Iterator[list[tuple[object, str]]]:
+    """The statements `engine` runs while the block runs (BEGIN too), each with its
+    connection."""
+    seen: list[tuple[object, str]] = []
+
+    def note(connection: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append((connection, statement))
+
+    with _listening(engine, "before_cursor_execute", note):
+        yield seen
+
+
+@contextmanager
+def _listening(engine: AsyncEngine, name: str, listener: Callable[..., None]) -> Iterator[None]:
+    event.listen(engine.sync_engine, name, listener)
+    try:
+        yield
     finally:
-        event.remove(engine, moment, note)
+        event.remove(engine.sync_engine, name, listener)
 
 
 async def count(state: AppState, model: type) -> int:

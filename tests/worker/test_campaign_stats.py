@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import event
-
 from server.services import campaign_stats
 from server.settings import Settings
 from server.state import AppState
 from store.models import Campaign, CampaignRecipient, Contact, Conversation, Message, utcnow
-from tests.support.messaging import World, commits_of, events, seed_world
+from tests.support.messaging import World, commits_of, events, seed_world, statements_of
 
 SENT_AT = utcnow().replace(microsecond=0) - timedelta(days=3)
 
@@ -77,20 +75,11 @@ async def test_progress_is_counted_outside_the_write_transaction(settings: Setti
     """Once a second per running campaign: counted inside the write transaction, a campaign of
     50,000 recipients held SQLite's write lock, and every webhook, for some 60 ms."""
     state = AppState(settings)
-    statements: list[tuple[object, str]] = []
-
-    def note(conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        statements.append((conn, statement))
-
     try:
         world = await seed_world(state)
         campaign_id = await seed_campaign(state, world, [[(timedelta(minutes=5), None)], []])
-        event.listen(state.engine.sync_engine, "before_cursor_execute", note)
-        try:
-            with commits_of(state) as commits:
-                assert await campaign_stats.publish_if_changed(state, campaign_id)
-        finally:
-            event.remove(state.engine.sync_engine, "before_cursor_execute", note)
+        with statements_of(state.engine) as statements, commits_of(state) as commits:
+            assert await campaign_stats.publish_if_changed(state, campaign_id)
         assert len(commits) == 1
         written = [statement for conn, statement in statements if conn is commits[0]]
         assert any(statement.startswith("INSERT INTO events") for statement in written)
