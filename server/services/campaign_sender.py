@@ -137,7 +137,7 @@ async def promote_scheduled(state: AppState) -> list[int]:
         for campaign_id in ids:
             campaign = await session.get(Campaign, campaign_id)
             if campaign is not None:
-                await campaign_stats.emit_progress(session, campaign, force=True)
+                await campaign_stats.emit_progress(session, campaign)
     return ids
 
 
@@ -559,7 +559,7 @@ async def finish_if_done(state: AppState, campaign_id: int) -> bool:
         campaign = await session.get(Campaign, campaign_id)
         if campaign is not None:
             await session.refresh(campaign)
-            await campaign_stats.emit_progress(session, campaign, force=True)
+            await campaign_stats.emit_progress(session, campaign)
         return True
 
 

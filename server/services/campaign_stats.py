@@ -177,10 +177,6 @@ async def publish_if_changed(state: AppState, campaign_id: int) -> bool:
         return True
 
 
-async def emit_progress(session: AsyncSession, campaign: Campaign, force: bool = False) -> bool:
-    """Emit `campaign.progress` with the campaign's figures, unless they did not change."""
-    data = await view(session, campaign)
-    if not force and await last_progress(session, campaign.id) == data:
-        return False
-    outbox.emit(session, channel(campaign.id), PROGRESS, data)
-    return True
+async def emit_progress(session: AsyncSession, campaign: Campaign) -> None:
+    """Emit `campaign.progress` with the campaign's figures (on a change of its status)."""
+    outbox.emit(session, channel(campaign.id), PROGRESS, await view(session, campaign))

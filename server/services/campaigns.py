@@ -438,7 +438,7 @@ async def start(session: AsyncSession, campaign: Campaign) -> None:
     else:
         campaign.status = "sending"
         campaign.started_at = now
-    await campaign_stats.emit_progress(session, campaign, force=True)
+    await campaign_stats.emit_progress(session, campaign)
 
 
 async def pause(session: AsyncSession, campaign: Campaign) -> None:
@@ -446,7 +446,7 @@ async def pause(session: AsyncSession, campaign: Campaign) -> None:
         raise _conflict(campaign, "pause")
     campaign.status = "paused"
     await _set_recipients(session, campaign.id, ("claimed",), state="pending", claimed_by=None)
-    await campaign_stats.emit_progress(session, campaign, force=True)
+    await campaign_stats.emit_progress(session, campaign)
 
 
 async def resume(session: AsyncSession, campaign: Campaign) -> None:
@@ -458,7 +458,7 @@ async def resume(session: AsyncSession, campaign: Campaign) -> None:
     else:
         campaign.status = "sending"
         campaign.started_at = campaign.started_at or now
-    await campaign_stats.emit_progress(session, campaign, force=True)
+    await campaign_stats.emit_progress(session, campaign)
 
 
 async def cancel(session: AsyncSession, campaign: Campaign) -> None:
@@ -468,7 +468,7 @@ async def cancel(session: AsyncSession, campaign: Campaign) -> None:
     campaign.status = "canceled"
     campaign.finished_at = utcnow()
     await _set_recipients(session, campaign.id, ("pending", "claimed"), state="canceled")
-    await campaign_stats.emit_progress(session, campaign, force=True)
+    await campaign_stats.emit_progress(session, campaign)
 
 
 async def _set_recipients(
