@@ -5,7 +5,6 @@ Anything outside the caller's inboxes answers 404 and shows nothing of itself.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.requests import Request
@@ -19,13 +18,9 @@ from server.phones import InvalidPhone, to_e164
 from server.routes.api_common import PREFIX, answer, read_answer
 from server.routes.api_input import MISSING, Fields, paging, query_limit, query_text
 from server.serializers import contact_json
+from server.services import contact_rules
 from server.services.contact_records import create_contact as create_contact_row
 from server.services.read_state import mark_read
-
-MAX_CONTACT_FIELDS = 50
-MAX_FIELD_VALUE = 2000
-FIELD_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 
 async def list_inboxes(request: Request) -> Response:
@@ -90,16 +85,12 @@ def _contact_fields(value: Any) -> dict[str, Any]:
     """Free contact fields: names usable as merge fields, scalar values."""
     if value is MISSING or value is None:
         return {}
-    if not isinstance(value, dict) or len(value) > MAX_CONTACT_FIELDS:
-        raise invalid(f"fields: an object of at most {MAX_CONTACT_FIELDS} keys", field="fields")
-    for key, item in value.items():
-        where = f"fields.{key}"
-        if not FIELD_NAME.fullmatch(key):
-            raise invalid("field names are 1 to 64 letters, digits or underscores", field=where)
-        if item is not None and not isinstance(item, str | int | float | bool):
-            raise invalid("field values are strings, numbers, booleans or null", field=where)
-        if isinstance(item, str) and len(item) > MAX_FIELD_VALUE:
-            raise invalid(f"field values are at most {MAX_FIELD_VALUE} characters", field=where)
+    if not isinstance(value, dict):
+        raise invalid("fields must be an object of field values", field="fields")
+    problem = contact_rules.fields_problem(value)
+    if problem:
+        where, what = problem
+        raise invalid(what, field=where)
     return value
 
 
@@ -120,8 +111,9 @@ async def create_contact(request: Request) -> Response:
     first_name = _optional_text(fields, "first_name")
     last_name = _optional_text(fields, "last_name")
     email = _optional_text(fields, "email", 320)
-    if email and not EMAIL.fullmatch(email):
-        raise invalid("email must be an email address", field="email")
+    problem = contact_rules.email_problem(email)
+    if problem:
+        raise invalid(problem, field="email")
     extra = _contact_fields(fields.data.get("fields", MISSING))
     state = app_state(request)
     async with state.transaction() as session:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from server.phones import InvalidPhone, to_e164
+from server.services import contact_rules
 
 MAX_RECIPIENTS = 200_000
 MAX_ERRORS_LISTED = 100
@@ -101,17 +104,34 @@ def _json_recipient(item: Any) -> RecipientInput:
     fields = item.get("fields") or {}
     if not isinstance(fields, dict) or not all(isinstance(key, str) for key in fields):
         raise ValueError("fields must be an object")
-    return RecipientInput(
-        phone=to_e164(phone),
-        first_name=_text(item.get("first_name"), "first_name"),
-        last_name=_text(item.get("last_name"), "last_name"),
-        email=_text(item.get("email"), "email", 320),
-        fields={key.strip(): value for key, value in fields.items() if key.strip()},
+    return _checked(
+        RecipientInput(
+            phone=to_e164(phone),
+            first_name=_text(item.get("first_name"), "first_name"),
+            last_name=_text(item.get("last_name"), "last_name"),
+            email=_text(item.get("email"), "email", 320),
+            fields={key.strip(): value for key, value in fields.items() if key.strip()},
+        )
     )
 
 
+def _checked(person: RecipientInput) -> RecipientInput:
+    """`person`, if its email and fields keep the rules every contact keeps."""
+    problem = contact_rules.email_problem(person.email)
+    if problem:
+        raise ValueError(problem)
+    broken = contact_rules.fields_problem(person.fields)
+    if broken:
+        where, what = broken
+        raise ValueError(f"{where}: {what}")
+    return person
+
+
 def _column_name(header: str) -> str:
-    name = "_".join(header.strip().lstrip("\ufeff").lower().replace("-", " ").split())
+    """A header cell as a contact field name: accents dropped, lower case, every run of other
+    characters one underscore ("Zip/Postal Code" is zip_postal_code, "Année" annee)."""
+    plain = unicodedata.normalize("NFKD", header).encode("ascii", "ignore").decode().lower()
+    name = "_".join(re.findall(r"[a-z0-9]+", plain))[: contact_rules.MAX_FIELD_NAME]
     return HEADER_ALIASES.get(name, name)
 
 
@@ -158,10 +178,13 @@ def _header_problems(columns: list[str], phone_columns: list[int]) -> list[str]:
     elif len(phone_columns) > 1:
         problems.append("the header row has more than one phone column")
     if any(not name for name in columns):
-        problems.append("a column of the header row has no name")
+        problems.append("a column of the header row has no name of letters or digits")
     seen = [name for name in columns if columns.count(name) > 1]
     if seen:
         problems.append(f"repeated column: {', '.join(sorted(set(seen)))}")
+    field_columns = [name for name in columns if name not in NAME_COLUMNS | PHONE_ALIASES]
+    if len(field_columns) > contact_rules.MAX_FIELDS:
+        problems.append(f"at most {contact_rules.MAX_FIELDS} columns besides phone and names")
     return problems
 
 
@@ -172,14 +195,16 @@ def _csv_recipient(columns: list[str], cells: list[str], phone_at: int) -> Recip
     if not raw_phone:
         raise ValueError("no phone number")
     values = {name: cell.strip() for name, cell in zip(columns, cells, strict=True)}
-    return RecipientInput(
-        phone=to_e164(raw_phone),
-        first_name=_text(values.get("first_name"), "first_name"),
-        last_name=_text(values.get("last_name"), "last_name"),
-        email=_text(values.get("email"), "email", 320),
-        fields={
-            name: value
-            for i, (name, value) in enumerate(values.items())
-            if i != phone_at and name not in NAME_COLUMNS and value
-        },
+    return _checked(
+        RecipientInput(
+            phone=to_e164(raw_phone),
+            first_name=_text(values.get("first_name"), "first_name"),
+            last_name=_text(values.get("last_name"), "last_name"),
+            email=_text(values.get("email"), "email", 320),
+            fields={
+                name: value
+                for i, (name, value) in enumerate(values.items())
+                if i != phone_at and name not in NAME_COLUMNS and value
+            },
+        )
     )

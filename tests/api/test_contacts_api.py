@@ -56,6 +56,8 @@ async def test_create_contact_and_conflicts(http: httpx.AsyncClient, world: Worl
         ({"phone": "+16175550143", "fields": {"bad key": 1}}, "fields.bad key"),
         ({"phone": "+16175550143", "fields": {"k": [1]}}, "fields.k"),
         ({"phone": "+16175550143", "fields": "x"}, "fields"),
+        ({"phone": "+16175550143", "fields": {f"f{i}": 1 for i in range(51)}}, "fields"),
+        ({"phone": "+16175550143", "fields": {"essay": "x" * 2001}}, "fields.essay"),
         ({"phone": "+16175550143", "first_name": "x" * 201}, "first_name"),
         ({"phone": "+16175550143", "nickname": "x"}, "nickname"),
     ):
