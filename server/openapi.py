@@ -267,15 +267,26 @@ SCHEMAS: dict[str, Schema] = {
         contact_ids={"type": "array", "items": ID},
         recipients={
             "type": "array",
-            "items": obj(("phone",), phone=STRING, first_name=STRING, last_name=STRING, fields={}),
+            "items": obj(
+                ("phone",),
+                phone=STRING,
+                first_name=STRING,
+                last_name=STRING,
+                email=STRING,
+                fields={},
+            ),
         },
         filter={"type": "object"},
+        csv={
+            "type": "string",
+            "description": "the text of a CSV file: a header row with a phone column",
+        },
         rate_per_second={"type": "number", "exclusiveMinimum": 0},
         start_at=TIME,
     ),
     "RecipientsInput": {
         "type": "object",
-        "description": "one of contact_ids, recipients, filter (or a text/csv body, or a "
+        "description": "one of contact_ids, recipients, filter, csv (or a text/csv body, or a "
         "multipart upload with the CSV in `file`)",
     },
     "RecipientsAdded": obj(

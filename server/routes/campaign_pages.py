@@ -54,19 +54,24 @@ def bar(counts: dict[str, int]) -> list[dict[str, Any]]:
     return segments
 
 
+async def _routed_inboxes(session: AsyncSession, viewer: Viewer) -> list[dict[str, Any]]:
+    """The inboxes a campaign's audience may be chosen from (not the unrouted catch-all)."""
+    inboxes = await queries.visible_inboxes(session, viewer.user)
+    return [inbox for inbox in inboxes if not inbox["is_unrouted"]]
+
+
 async def campaigns_page(request: Request, viewer: Viewer, session: AsyncSession) -> Response:
     found = (
         await session.scalars(select(Campaign).order_by(Campaign.id.desc()).limit(LIST_LIMIT))
     ).all()
     items = [await campaign_stats.view(session, campaign) for campaign in found]
     services = (await queries.list_messaging_services(session, viewer.user, limit=200)).items
-    inboxes = await queries.visible_inboxes(session, viewer.user)
     context = {
         "page": "admin-campaigns",
         "admin_section": "campaigns",
         "campaigns": [{**item, "bar": bar(item["counts"])} for item in items],
         "blast_services": [s for s in services if s["purpose"] == "blast"],
-        "inboxes": [i for i in inboxes if not i["is_unrouted"]],
+        "inboxes": await _routed_inboxes(session, viewer),
     }
     return await render(request, viewer, session, "admin/campaigns.html", context)
 
@@ -88,6 +93,7 @@ async def campaign_page(request: Request, viewer: Viewer, session: AsyncSession)
         "warnings": await campaigns.routing_warnings(session, campaign.messaging_service_id),
         "preview": await campaigns.preview(session, campaign, limit=PREVIEW),
         "service": next((s for s in services if s["id"] == campaign.messaging_service_id), None),
+        "inboxes": await _routed_inboxes(session, viewer),
     }
     boot = {"seqs": seqs, "campaign": {"id": campaign_id, "channel": channel}}
     return await render(

@@ -178,5 +178,6 @@ async def publish_if_changed(state: AppState, campaign_id: int) -> bool:
 
 
 async def emit_progress(session: AsyncSession, campaign: Campaign) -> None:
-    """Emit `campaign.progress` with the campaign's figures (on a change of its status)."""
+    """Emit `campaign.progress` with the campaign's figures (on a change of its status or of
+    its recipients)."""
     outbox.emit(session, channel(campaign.id), PROGRESS, await view(session, campaign))

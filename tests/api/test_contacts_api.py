@@ -118,3 +118,28 @@ async def test_hostile_text_is_stored_and_returned_as_plain_data(
             headers=admin,
         )
         assert response.status_code in (200, 422), (param, response.text)
+
+
+async def test_an_oversized_json_body_is_refused_however_it_is_sent(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    """Past 1 MB a JSON body is refused with 413, by its Content-Length or, sent in chunks,
+    as soon as it passes the limit; nothing is stored."""
+    body = b'{"phone": "+16175550190", "fields": {"essay": "' + b"x" * 1_000_000 + b'"}}'
+    headers = {**world.auth("alice"), "Content-Type": "application/json"}
+
+    async def chunks():  # noqa: ANN202 - an async generator of bytes
+        for start in range(0, len(body), 65_536):
+            yield body[start : start + 65_536]
+
+    for content in (body, chunks()):
+        refused = await http.post("/api/v1/contacts", content=content, headers=headers)
+        assert refused.status_code == 413
+        assert refused.json() == {
+            "error": "too_large",
+            "detail": "the body is larger than 1,000,000 bytes",
+        }
+    found = await http.get(
+        "/api/v1/contacts", params={"q": "+16175550190"}, headers=world.auth("admin")
+    )
+    assert found.json()["items"] == []

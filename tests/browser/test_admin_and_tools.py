@@ -282,3 +282,64 @@ async def test_campaign_from_draft_to_done_with_live_progress(
     finally:
         await opened.close()
         await server.stop()
+
+
+async def test_campaign_recipients_from_csv_files(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server.base_url, headers=team.auth()) as http:
+        service = await http.post(
+            "/api/v1/messaging-services",
+            json={"name": "Spring blasts", "sid": "MG" + "f" * 32, "purpose": "blast"},
+        )
+        assert service.status_code == 201, service.text
+    dana = await sign_in(await contexts.new(), live_server, team.emails["dana"])
+    await dana.goto(live_server.base_url + "/admin/campaigns")
+    form = card(dana, "New campaign")
+    await form.get_by_label("Name").fill("Open day by program")
+    await form.get_by_label("Message").fill("Hi {first_name}, the {program} open day is Saturday.")
+    # A spreadsheet's UTF-8 export, BOM and all; choosing the file picks "A CSV file".
+    students = (
+        "\ufeffPhone,First Name,Program\n(617) 555-0140,José,Music\n617 555 0141,Maya,Nursing\n"
+    )
+    await form.get_by_label("CSV file", exact=True).set_input_files(
+        {"name": "students.csv", "mimeType": "text/csv", "buffer": students.encode("utf-8")}
+    )
+    await expect(form.get_by_label("A CSV file")).to_be_checked()
+    async with dana.expect_navigation():
+        await form.get_by_role("button", name="Create draft").click()
+    await expect(dana.locator('[data-count="total"]')).to_have_text("2")
+    await expect(card(dana, "Message")).to_contain_text("Hi José, the Music open day is Saturday.")
+
+    # A second admin watches the draft while recipients are added.
+    watcher = await sign_in(await contexts.new(), live_server, team.emails["dana"])
+    await watcher.goto(dana.url)
+    await live_ready(watcher)
+    await mark_no_reload(watcher)
+
+    adding = card(dana, "Add recipients")
+    bad = "phone,first_name,program\n+16175550150,Ana,Art\nnot-a-phone,Bob,Law\n+16175550151,Cy\n"
+    await adding.get_by_label("CSV file", exact=True).set_input_files(
+        {"name": "more.csv", "mimeType": "text/csv", "buffer": bad.encode()}
+    )
+    await adding.get_by_role("button", name="Add recipients").click()
+    alert = adding.get_by_role("alert")
+    await expect(alert).to_contain_text("nothing was added")
+    await expect(alert).to_contain_text("line 3: not a phone number")
+    await expect(alert).to_contain_text("line 4: expected 3 cells, found 2")
+    await expect(dana.locator('[data-count="total"]')).to_have_text("2")
+
+    # An Excel export in Windows-1252: "René" arrives as René.
+    legacy = "phone,first_name,program\n+16175550160,Ren\xe9,Art\n".encode("cp1252")
+    await adding.get_by_label("CSV file", exact=True).set_input_files(
+        {"name": "legacy.csv", "mimeType": "text/csv", "buffer": legacy}
+    )
+    async with dana.expect_navigation():
+        await adding.get_by_role("button", name="Add recipients").click()
+    await expect(dana.locator('[data-count="total"]')).to_have_text("3")
+    await expect(watcher.locator('[data-count="total"]')).to_have_text("3", timeout=LIVE)
+    await assert_not_reloaded(watcher)
+    async with httpx.AsyncClient(base_url=live_server.base_url, headers=team.auth()) as http:
+        found = await http.get("/api/v1/contacts", params={"q": "+16175550160"})
+    [rene] = found.json()["items"]
+    assert (rene["first_name"], rene["fields"]) == ("René", {"program": "Art"})

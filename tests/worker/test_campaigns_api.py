@@ -166,6 +166,34 @@ async def test_csv_upload_reports_bad_rows_by_line_and_adds_nothing(
     assert [m["phone"] for m in again.json()["missing"]] == ["+16175550113"]
 
 
+async def test_a_csv_sent_as_json_text_may_be_larger_than_other_json_bodies(
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
+) -> None:
+    """The admin pages send a chosen CSV file as the `csv` text of a JSON body; a big list is
+    megabytes of it, past the 1 MB other JSON bodies may have."""
+    note = "n" * 600
+    rows = "".join(f"617555{2000 + i:04d},Student {i},{note}\n" for i in range(2000))
+    csv_text = "phone,first_name,note\n" + rows
+    created = await post(twilio_http, blast, **draft(blast, body="Hi {first_name}!"), csv=csv_text)
+    assert len(created.request.content) > 1_000_000
+    assert created.status_code == 201, created.text
+    assert created.json()["counts"]["total"] == 2000
+    more = await post(
+        twilio_http,
+        blast,
+        f"/{created.json()['id']}/recipients",
+        csv="phone,first_name\n6175554000,Late\n6175552000,Student 0\n",
+    )
+    assert more.json() == {
+        "added": 1,
+        "already_recipients": 1,
+        "duplicates_merged": 0,
+        "total": 2001,
+    }
+    late = await contact(twilio_server, "+16175554000")
+    assert late.first_name == "Late"
+
+
 async def test_filter_picks_contacts_by_inbox_and_field(
     twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
 ) -> None:

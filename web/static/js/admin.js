@@ -5,7 +5,7 @@
 //   <select data-api-change="PATCH /api/v1/phone-numbers/4" data-field="inbox_id">
 
 import { $$, api, formError } from "./dom.js";
-import { campaignBody } from "./campaign.js";
+import { campaignBody, recipientSource } from "./campaign.js";
 
 function splitCall(spec) {
   const [method, ...rest] = spec.trim().split(/\s+/);
@@ -52,21 +52,27 @@ function warningsText(answer) {
   return warnings.map((w) => w.detail).join(" ");
 }
 
+/** What a form sends: its fields, or the body its kind (data-notifications, …) builds. */
+async function bodyOf(form) {
+  if ("notifications" in form.dataset) return notificationsBody(form);
+  if ("campaign" in form.dataset) return campaignBody(form);
+  if ("campaignRecipients" in form.dataset) return recipientSource(form);
+  return collect(form);
+}
+
 async function submitForm(form) {
   let [method, path] = splitCall(form.dataset.api);
-  let body = collect(form);
-  if ("notifications" in form.dataset) body = notificationsBody(form);
-  if ("campaign" in form.dataset) body = campaignBody(form);
-  // A field marked data-path-param fills {its name} in the path instead of the body.
-  for (const field of $$("[data-path-param]", form)) {
-    path = path.replace(`{${field.name}}`, encodeURIComponent(field.value));
-    delete body[field.name];
-  }
-  if (method === "PUT" && !Object.keys(body).length) body = undefined;
   const button = form.querySelector('[type="submit"]');
   if (button) button.disabled = true;
   formError(form, "");
   try {
+    let body = await bodyOf(form);
+    // A field marked data-path-param fills {its name} in the path instead of the body.
+    for (const field of $$("[data-path-param]", form)) {
+      path = path.replace(`{${field.name}}`, encodeURIComponent(field.value));
+      delete body[field.name];
+    }
+    if (method === "PUT" && !Object.keys(body).length) body = undefined;
     // Any routing warning shows on the page as the server renders it next.
     const answer = await api(method, path, body);
     const then = form.dataset.then;

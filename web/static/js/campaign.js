@@ -3,28 +3,44 @@
 import { boot, $, $$ } from "./dom.js";
 import { bindCounter } from "./segments.js";
 
-/** The JSON a campaign form sends: name, service, body, rate and one recipient source. */
-export function campaignBody(form) {
-  const body = {
+/** A CSV file's text: UTF-8 when it is, else Windows-1252 (as spreadsheets export it). */
+async function csvText(file) {
+  const bytes = await file.arrayBuffer();
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (error) {
+    return new TextDecoder("windows-1252").decode(bytes);
+  }
+}
+
+/** The recipients a form's audience choice names, as the API takes them: filter, recipients or csv. */
+export async function recipientSource(form) {
+  const audience = form.querySelector('input[name="audience"]:checked').value;
+  if (audience === "inboxes") {
+    const ids = $$('input[name="inbox_ids"]:checked', form).map((box) => Number(box.value));
+    return { filter: { inbox_ids: ids } };
+  }
+  if (audience === "phones") {
+    const phones = form.elements.phones.value.split(/\n+/).map((line) => line.trim());
+    return { recipients: phones.filter(Boolean).map((phone) => ({ phone })) };
+  }
+  if (audience === "csv") {
+    const file = form.elements.csv_file.files[0];
+    if (!file) throw new Error("Choose a CSV file first.");
+    return { csv: await csvText(file) };
+  }
+  return { filter: { all: true } };
+}
+
+/** The JSON a new-campaign form sends: name, service, body, rate and its recipients. */
+export async function campaignBody(form) {
+  return {
     name: form.elements.name.value,
     messaging_service_id: Number(form.elements.messaging_service_id.value),
     body: form.elements.body.value,
     rate_per_second: Number(form.elements.rate_per_second.value) || 10,
+    ...(await recipientSource(form)),
   };
-  const audience = form.querySelector('input[name="audience"]:checked').value;
-  if (audience === "inboxes") {
-    const ids = $$('input[name="inbox_ids"]:checked', form).map((box) => Number(box.value));
-    body.filter = { inbox_ids: ids };
-  } else if (audience === "phones") {
-    body.recipients = form.elements.phones.value
-      .split(/\n+/)
-      .map((line) => line.trim())
-      .filter(Boolean)
-      .map((phone) => ({ phone }));
-  } else {
-    body.filter = { all: true };
-  }
-  return body;
 }
 
 const SEGMENTS = ["delivered", "in_flight", "failed", "unknown", "skipped_opted_out", "canceled", "pending"];
@@ -78,9 +94,20 @@ function applyProgress(view) {
   }
 }
 
+/** Using a choice's own field (an inbox, the phone list, a file) picks that choice. */
+function pickAudienceOnUse(form) {
+  const choices = { inbox_ids: "inboxes", phones: "phones", csv_file: "csv" };
+  form.addEventListener("input", (event) => {
+    const choice = choices[event.target.name];
+    const radio = choice && form.querySelector(`input[name="audience"][value="${choice}"]`);
+    if (radio) radio.checked = true;
+  });
+}
+
 export function initCampaign({ on }) {
   const textarea = $("form[data-campaign] [data-composer-body]");
   if (textarea) bindCounter(textarea, $("form[data-campaign] [data-counter]"));
+  for (const form of $$("form[data-campaign], form[data-campaign-recipients]")) pickAudienceOnUse(form);
   if (!boot.campaign) return;
   const pill = $("[data-campaign-status]");
   if (pill) showActions(pill.dataset.campaignStatus);
