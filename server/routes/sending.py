@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from server.access import conversation_for, inbox_for, visible_inbox_ids
+from server.access import conversation_for, inbox_for
 from server.deps import app_state, current_user, json_body, path_id
 from server.errors import invalid, not_found
 from server.serializers import message_json
+from server.services.contact_records import may_text
 from server.services.outbound import check_body, send_message, send_to_contact
-from store.models import Contact, Conversation, User
+from store.models import Contact
 
 
 async def conversation_messages(request: Request) -> JSONResponse:
@@ -40,34 +39,14 @@ async def contact_messages(request: Request) -> JSONResponse:
     state = app_state(request)
     async with state.reading() as session:
         await inbox_for(session, user, inbox_id)
-        if not await _may_write_to(session, user, contact_id):
+        known = await session.get(Contact, contact_id) is not None
+        if not known or not await may_text(session, user, contact_id):
             raise not_found("contact")
     body = check_body(data.get("body"))
     message = await send_to_contact(
         state, contact_id=contact_id, inbox_id=inbox_id, body=body, sent_by=user.id
     )
     return JSONResponse(message_json(message), 201)
-
-
-async def _may_write_to(session: AsyncSession, user: User, contact_id: int) -> bool:
-    """Whether `user` may text this contact without learning anything hidden from them.
-
-    Admins may text anyone; staff a contact with a conversation in one of their inboxes, or
-    one with no conversation at all (just added, nobody has texted them yet).
-    """
-    if await session.get(Contact, contact_id) is None:
-        return False
-    visible = await visible_inbox_ids(session, user)
-    if visible is None:
-        return True
-    inboxes = set(
-        (
-            await session.scalars(
-                select(Conversation.inbox_id).where(Conversation.contact_id == contact_id)
-            )
-        ).all()
-    )
-    return not inboxes or bool(inboxes & visible)
 
 
 routes: list[BaseRoute] = [

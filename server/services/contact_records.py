@@ -24,10 +24,10 @@ async def create_contact(
     fields: dict[str, Any] | None = None,
 ) -> Contact:
     """A new contact; a taken phone is a 409, naming the existing contact's id only when `user`
-    may know it (see `_may_know`)."""
+    may know it (see `may_text`)."""
     existing = await session.scalar(select(Contact.id).where(Contact.phone == phone))
     if existing is not None:
-        known = await _may_know(session, user, existing)
+        known = await may_text(session, user, existing)
         raise _taken(phone, existing if known else None)
     contact = Contact(
         phone=phone, first_name=first_name, last_name=last_name, email=email, fields=fields or {}
@@ -40,9 +40,10 @@ async def create_contact(
     return contact
 
 
-async def _may_know(session: AsyncSession, user: User, contact_id: int) -> bool:
-    """Admins know every contact; staff one with a conversation in their inboxes, or one that
-    nobody has a conversation with yet (so that they can text a contact someone just added)."""
+async def may_text(session: AsyncSession, user: User, contact_id: int) -> bool:
+    """Whether `user` may know of and text this contact without learning anything hidden from
+    them: admins any; staff one with a conversation in their inboxes, or one that nobody has a
+    conversation with yet (so that they can text a contact someone just added)."""
     visible = await visible_inbox_ids(session, user)
     if visible is None:
         return True
