@@ -340,6 +340,7 @@ def _param(name: str, where: str, schema: Schema, description: str = "") -> Sche
 
 PATH_ID = _param("id", "path", ID)
 CURSOR = _param("cursor", "query", STRING, "next_cursor of the previous page")
+CONTACT_QUERY = _param("q", "query", STRING, "name, email or phone")
 LIMIT = _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 200})
 
 
@@ -601,7 +602,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": operation(
             "Contacts I may see (through my inboxes' conversations), newest first",
             who="member",
-            params=(_param("q", "query", STRING, "name, email or phone"), CURSOR, LIMIT),
+            params=(CONTACT_QUERY, CURSOR, LIMIT),
             ok=(200, "ContactPage"),
         ),
         "post": operation(
@@ -741,6 +742,13 @@ PATHS: dict[str, dict[str, Any]] = {
     "/": {"get": _page("The sign-in form, or my inboxes with unread counts", "public")},
     "/inboxes/{id}": {"get": _page("An inbox's conversations, live", "member", (PATH_ID,))},
     "/conversations/{id}": {"get": _page("A thread, live", "member", (PATH_ID,))},
+    "/contacts": {
+        "get": _page(
+            "Contacts I may see, found by ?q=; texting a new number",
+            "user",
+            (CONTACT_QUERY, CURSOR),
+        )
+    },
     "/contacts/{id}": {"get": _page("A contact record", "member", (PATH_ID,))},
     "/admin": {
         "get": {

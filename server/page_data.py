@@ -102,14 +102,28 @@ async def composer_state(session: AsyncSession, conversation_id: int) -> dict[st
     )
 
 
-async def sending_options(
-    session: AsyncSession, user: User, record: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """The inboxes the viewer may text this contact from, each with its sender and opt-out."""
+async def _my_routed_inboxes(session: AsyncSession, user: User) -> list[Inbox]:
     visible = await visible_inbox_ids(session, user)
     stmt = select(Inbox).where(Inbox.is_unrouted.is_(False)).order_by(Inbox.name, Inbox.id)
     if visible is not None:
         stmt = stmt.where(Inbox.id.in_(visible))
+    return list((await session.scalars(stmt)).all())
+
+
+async def new_text_options(session: AsyncSession, user: User) -> list[dict[str, Any]]:
+    """The inboxes the viewer may text a new number from, each with the number it would use."""
+    options = []
+    for inbox in await _my_routed_inboxes(session, user):
+        number = await _sending_number(session, inbox.id, None)
+        if number is not None:
+            options.append({"inbox_id": inbox.id, "inbox": inbox.name, "from": number.number})
+    return options
+
+
+async def sending_options(
+    session: AsyncSession, user: User, record: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The inboxes the viewer may text this contact from, each with its sender and opt-out."""
     sticky = {
         conversation_id: number
         for conversation_id, number in (
@@ -121,7 +135,7 @@ async def sending_options(
         ).all()
     }
     options = []
-    for inbox in (await session.scalars(stmt)).all():
+    for inbox in await _my_routed_inboxes(session, user):
         state = await _sender_state(session, inbox.id, sticky.get(inbox.id), record["phone"])
         if state["from"] is not None:
             options.append({"inbox_id": inbox.id, "inbox": inbox.name, **state})

@@ -1,4 +1,4 @@
-"""The pages people use in the browser: sign-in, home, inboxes, threads, contact records.
+"""The pages people use in the browser: sign-in, home, inboxes, threads, contacts.
 
 Writes go from the page script to the JSON API with the CSRF token from the page's `<meta>`.
 """
@@ -6,6 +6,7 @@ Writes go from the page script to the JSON API with the CSRF token from the page
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
@@ -17,6 +18,7 @@ from server.access import conversation_for
 from server.deps import app_state
 from server.page_data import (
     composer_state,
+    new_text_options,
     number_services,
     people_names,
     readers_of,
@@ -27,6 +29,9 @@ from server.page_shell import Viewer, channel_seqs, page, path_id, render, viewe
 from server.routes import admin_pages, campaign_pages, simulator_page
 from server.static_files import CachedStaticFiles
 from server.templating import STATIC_DIR, templates
+
+CONTACTS_PAGE = 50
+MAX_QUERY = 100
 
 # --- sign-in and home ---------------------------------------------------------------------------
 
@@ -156,10 +161,34 @@ async def contact_page(request: Request, viewer: Viewer, session: AsyncSession) 
     return await render(request, viewer, session, "contact.html", context, boot=boot)
 
 
+async def contacts_page(request: Request, viewer: Viewer, session: AsyncSession) -> Response:
+    """The contacts I may see, searched by name, email or phone, and a form to text a number
+    nobody has texted yet."""
+    q = request.query_params.get("q", "").strip()[:MAX_QUERY]
+    found = await queries.search_contacts(
+        session,
+        viewer.user,
+        q or None,
+        cursor=request.query_params.get("cursor"),
+        limit=CONTACTS_PAGE,
+    )
+    more = {"q": q, "cursor": found.next_cursor} if q else {"cursor": found.next_cursor}
+    more_url = f"/contacts?{urlencode(more)}" if found.next_cursor else None
+    context = {
+        "page": "contacts",
+        "q": q,
+        "contacts": found.items,
+        "more_url": more_url,
+        "options": await new_text_options(session, viewer.user),
+    }
+    return await render(request, viewer, session, "contacts.html", context)
+
+
 routes: list[BaseRoute] = [
     Route("/", home, methods=["GET"]),
     Route("/inboxes/{id}", page(inbox_page), methods=["GET"]),
     Route("/conversations/{id}", page(thread_page), methods=["GET"]),
+    Route("/contacts", page(contacts_page), methods=["GET"]),
     Route("/contacts/{id}", page(contact_page), methods=["GET"]),
     *campaign_pages.routes,
     *admin_pages.routes,

@@ -209,6 +209,7 @@ RULES: dict[tuple[str, str], Rule] = {
         "member", page=True, params=lambda w, s: {"id": s.conversation}
     ),
     ("GET", "/contacts/{id}"): Rule("member", page=True, params=lambda w, s: {"id": s.contact}),
+    ("GET", "/contacts"): Rule("user", page=True),
     ("GET", "/admin/inboxes"): Rule("admin", page=True),
     ("GET", "/admin/inboxes/{id}"): Rule(
         "admin", page=True, params=lambda w, s: {"id": w.ids["inbox_b"]}

@@ -165,6 +165,59 @@ async def test_contact_record_shows_details_and_sends_from_a_chosen_inbox(
     await expect(ann.get_by_role("button", name="Send")).to_be_disabled()
 
 
+async def test_staff_find_their_contacts_and_text_a_new_number(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    await text_in(live_server, "+16175550101", team.number, "Hi from Admissions' student")
+    await text_in(live_server, "+16175550199", team.other_number, "A Financial Aid question")
+    ben = await sign_in(await contexts.new(), live_server, team.emails["ben"])
+    await ben.goto(live_server.base_url + f"/inboxes/{team.inbox}")
+    await live_ready(ben)
+    await mark_no_reload(ben)
+
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
+    await ann.get_by_role("navigation", name="Main").get_by_role("link", name="Contacts").click()
+    await ann.wait_for_selector('body[data-page="contacts"]')
+    found = card(ann, "Find a contact")
+    await expect(found.locator(".plain-list li")).to_have_count(1)  # not Financial Aid's
+    await expect(found.locator(".plain-list")).to_contain_text("(617) 555-0101")
+    await found.get_by_label("Name, email or phone").fill("617 555 0199")
+    await found.get_by_label("Name, email or phone").press("Enter")
+    await expect(found).to_contain_text("Nobody you can see matches “617 555 0199”.")
+
+    # Someone nobody has texted: added, texted, and the thread opens; Ben sees it arrive.
+    new_text = card(ann, "Text a new number")
+    await new_text.get_by_label("Phone").fill("617 555 0150")
+    await new_text.get_by_label("First name (optional)").fill("Noor")
+    await new_text.get_by_label("Message").fill("Hi Noor, this is Admissions.")
+    await new_text.get_by_role("button", name="Send").click()
+    await ann.wait_for_selector('body[data-page="thread"]')
+    await expect(ann.locator(".msg--out .msg__bubble")).to_have_text("Hi Noor, this is Admissions.")
+    await expect(ben.locator(".conv", has_text="Noor")).to_contain_text(
+        "Hi Noor, this is Admissions.", timeout=LIVE
+    )
+    await assert_not_reloaded(ben)
+
+    # A number already in my inbox goes to its conversation; another inbox's is refused.
+    await ann.goto(live_server.base_url + "/contacts?q=0101")
+    new_text = card(ann, "Text a new number")
+    await new_text.get_by_label("Phone").fill("+1 (617) 555-0101")
+    await new_text.get_by_label("Message").fill("Following up")
+    await new_text.get_by_label("Message").press("Control+Enter")
+    await ann.wait_for_selector('body[data-page="thread"]')
+    await expect(ann.locator(".msg__bubble")).to_have_text(
+        ["Hi from Admissions' student", "Following up"]
+    )
+    await ann.goto(live_server.base_url + "/contacts")
+    new_text = card(ann, "Text a new number")
+    await new_text.get_by_label("Phone").fill("6175550199")
+    await new_text.get_by_label("Message").fill("Hello?")
+    await new_text.get_by_role("button", name="Send").click()
+    await expect(new_text.get_by_role("alert")).to_have_text(
+        "6175550199 already texts with an inbox you are not in: ask an admin."
+    )
+
+
 async def test_simulator_phone_texts_in_and_gets_the_reply(
     contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:

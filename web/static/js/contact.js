@@ -1,8 +1,25 @@
-// The contact record's send box: pick the inbox to text from, see at once if the contact
-// opted out of that inbox's messaging service, send, and land in the thread.
+// Texting a contact and landing in the thread: the contact record's send box (pick the inbox,
+// see at once if the contact opted out of its messaging service), and the contacts page's
+// form for a number nobody has texted yet.
 
 import { boot, $, api, formError } from "./dom.js";
 import { bindCounter } from "./segments.js";
+
+/** Ctrl/Cmd+Enter in the message sends, as in a thread. */
+function sendOnCtrlEnter(form, textarea) {
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.metaKey || event.ctrlKey)) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+}
+
+/** Text `contactId` from `inboxId`, then open the conversation it lands in. */
+async function sendAndOpen(contactId, inboxId, body) {
+  const message = await api("POST", `/api/v1/contacts/${contactId}/messages`, { inbox_id: inboxId, body });
+  window.location.assign(`/conversations/${message.conversation_id}`);
+}
 
 export function initContact() {
   const form = $("[data-contact-send]");
@@ -29,12 +46,7 @@ export function initContact() {
   select.addEventListener("change", refresh);
   refresh();
 
-  textarea.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && (event.metaKey || event.ctrlKey)) {
-      event.preventDefault();
-      form.requestSubmit();
-    }
-  });
+  sendOnCtrlEnter(form, textarea);
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -45,11 +57,45 @@ export function initContact() {
     button.disabled = true;
     formError(form, "");
     try {
-      const message = await api("POST", `/api/v1/contacts/${form.dataset.contactId}/messages`, {
-        inbox_id: Number(select.value),
-        body: textarea.value,
-      });
-      window.location.assign(`/conversations/${message.conversation_id}`);
+      await sendAndOpen(form.dataset.contactId, Number(select.value), textarea.value);
+    } catch (error) {
+      formError(form, error.message);
+      button.disabled = false;
+    }
+  });
+}
+
+/** The contact for a number: added now, or the one it already is when I may text it. */
+async function contactFor(fields) {
+  try {
+    return (await api("POST", "/api/v1/contacts", fields)).id;
+  } catch (error) {
+    if (error.status === 409 && error.data && error.data.id) return error.data.id;
+    if (error.status === 409) {
+      throw new Error(`${fields.phone} already texts with an inbox you are not in: ask an admin.`);
+    }
+    throw error;
+  }
+}
+
+export function initNewText() {
+  const form = $("[data-new-text]");
+  if (!form) return;
+  const textarea = $("[data-composer-body]", form);
+  const button = $('[type="submit"]', form);
+  bindCounter(textarea, $("[data-counter]", form));
+  sendOnCtrlEnter(form, textarea);
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const { phone, first_name: first, last_name: last, inbox_id: inbox } = form.elements;
+    if (!phone.value.trim()) return formError(form, "Give the number to text.");
+    if (!textarea.value.trim()) return formError(form, "Write something first.");
+    button.disabled = true;
+    formError(form, "");
+    try {
+      const fields = { phone: phone.value.trim(), first_name: first.value, last_name: last.value };
+      await sendAndOpen(await contactFor(fields), Number(inbox.value), textarea.value);
     } catch (error) {
       formError(form, error.message);
       button.disabled = false;
