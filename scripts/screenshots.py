@@ -1,4 +1,4 @@
-"""Take the screenshots in docs/: the inbox, a thread, the contact record, admin pages, phone width.
+"""Take the screenshots in docs/: the inbox, a thread, contacts, admin pages, phone width.
 
     .venv/bin/python scripts/screenshots.py [--out docs]
 
@@ -190,6 +190,8 @@ async def day_at_the_office(office: Office, browser: Browser, out: Path) -> None
     diego_contact = next(c for c in contacts if c["first_name"] == "Diego")
     await visit(sam, office, f"/contacts/{diego_contact['id']}")
     await shoot(sam, out, "contact")
+    await visit(sam, office, "/contacts?q=617 555")
+    await shoot(sam, out, "contacts")
 
     for path, name in (
         ("/admin/inboxes", "admin-inboxes"),
