@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 
 from server.auth import CSRF_HEADER, authenticate_token, credentials, csrf_ok
+from server.bodies import bounded
 from server.errors import ApiError, forbidden
 from server.state import AppState
 from store.models import AuthSession, User
@@ -54,23 +55,6 @@ async def require_admin(request: Request) -> User:
     return user
 
 
-async def read_limited(request: Request, limit: int, what: str = "the body") -> bytes:
-    """The request body, refused with 413 as soon as it is known to pass `limit` bytes (by its
-    Content-Length, or while a chunked body streams in) rather than after it is all in memory."""
-    too_large = ApiError(413, "too_large", f"{what} is larger than {limit:,} bytes")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def json_body(request: Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
     """The request's JSON object, or a clear 4xx (wrong type, too large, not JSON, not a map).
 
@@ -78,7 +62,7 @@ async def json_body(request: Request, limit: int = MAX_JSON_BYTES) -> dict[str, 
     thread, since tens of megabytes of JSON would hold up the event loop."""
     if "json" not in request.headers.get("content-type", ""):
         raise ApiError(415, "unsupported_media_type", "send a JSON body (application/json)")
-    raw = await read_limited(request, limit)
+    raw = await bounded(request, limit).body()
     try:
         data = (
             json.loads(raw)

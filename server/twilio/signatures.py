@@ -11,7 +11,6 @@ from urllib.parse import parse_qsl
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.types import Message
 from twilio.request_validator import (
     HMAC_SHA1,
     HMAC_SHA256,
@@ -22,6 +21,7 @@ from twilio.request_validator import (
     get_signature_algorithm,
 )
 
+from server.bodies import bounded
 from server.errors import ApiError
 from server.settings import Settings
 
@@ -41,31 +41,9 @@ def sign(settings: Settings, url: str, params: Mapping[str, str]) -> str:
     return RequestValidator(settings.webhook_auth_token).compute_signature(url, dict(params))
 
 
-def _too_large() -> ApiError:
-    return ApiError(413, "too_large", "the webhook body is too large")
-
-
-def _bounded(request: Request) -> Request:
-    """The same request, whose body is cut off past MAX_WEBHOOK_BYTES however it is framed:
-    a chunked body has no Content-Length to check up front."""
-    received = 0
-
-    async def receive() -> Message:
-        nonlocal received
-        message = await request.receive()
-        received += len(message.get("body", b""))
-        if received > MAX_WEBHOOK_BYTES:
-            raise _too_large()
-        return message
-
-    return Request(request.scope, receive)
-
-
 async def verified_form(request: Request, settings: Settings) -> FormData:
     """The webhook's form parameters, or 403 when the signature is missing or wrong."""
-    length = request.headers.get("content-length") or "0"
-    if not length.isdigit() or int(length) > MAX_WEBHOOK_BYTES:
-        raise _too_large()
+    request = bounded(request, MAX_WEBHOOK_BYTES, "the webhook body")
     signature = request.headers.get(SIGNATURE_HEADER)
     if not signature:
         raise ApiError(403, "forbidden", f"missing {SIGNATURE_HEADER} header")
@@ -125,7 +103,7 @@ async def _form_fields(request: Request) -> list[tuple[str, str]]:
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if content_type != FORM_TYPE:
         return []
-    body = await _bounded(request).body()
+    body = await request.body()
     try:
         return parse_qsl(
             body.decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_WEBHOOK_FIELDS

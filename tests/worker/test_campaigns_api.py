@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
+from server.routes import campaigns as campaign_routes
 from store.models import Contact, MessagingService
 from tests.support.live_server import LiveServer
 from tests.support.messaging import transactions_of
@@ -192,6 +195,38 @@ async def test_a_csv_sent_as_json_text_may_be_larger_than_other_json_bodies(
     }
     late = await contact(twilio_server, "+16175554000")
     assert late.first_name == "Late"
+
+
+async def test_an_oversized_csv_is_refused_as_it_arrives_and_adds_nothing(
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
+    blast: Blast,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the CSV limit an upload is refused with 413 whichever way it comes: a text/csv body
+    or a multipart file, with a Content-Length or in chunks (read no further than the limit)."""
+    monkeypatch.setattr(campaign_routes, "MAX_CSV_BYTES", 2_000)
+    created = await post(twilio_http, blast, **draft(blast, body="Hi!"))
+    path = f"{CAMPAIGNS}/{created.json()['id']}/recipients"
+    csv_bytes = b"phone\n" + b"".join(b"617555%04d\n" % i for i in range(7_000))
+    assert len(csv_bytes) > 2_000 + campaign_routes.MULTIPART_SLACK
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(csv_bytes), 8_192):
+            yield csv_bytes[start : start + 8_192]
+
+    as_csv = {**blast.auth, "Content-Type": "text/csv"}
+    for content in (csv_bytes, chunks()):
+        refused = await twilio_http.post(path, content=content, headers=as_csv)
+        assert refused.status_code == 413
+        assert refused.json()["detail"] == "the CSV is larger than 2,000 bytes"
+    upload = await twilio_http.post(
+        path, files={"file": ("big.csv", csv_bytes, "text/csv")}, headers=blast.auth
+    )
+    assert upload.status_code == 413
+    assert upload.json()["detail"] == "the upload is larger than 67,536 bytes"
+    shown = await twilio_http.get(f"{CAMPAIGNS}/{created.json()['id']}", headers=blast.auth)
+    assert shown.json()["counts"]["total"] == 0
 
 
 async def test_filter_picks_contacts_by_inbox_and_field(
