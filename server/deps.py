@@ -55,14 +55,19 @@ async def require_admin(request: Request) -> User:
     return user
 
 
-async def json_body(request: Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
-    """The request's JSON object, or a clear 4xx (wrong type, too large, not JSON, not a map).
+async def json_body(
+    request: Request, limit: int = MAX_JSON_BYTES, *, optional: bool = False
+) -> dict[str, Any]:
+    """The request's JSON object, or a clear 4xx (wrong type, too large, not JSON, not a map);
+    with `optional`, an empty body is an empty object.
 
     Routes that take imports allow a larger `limit`; a body past the usual one is parsed on a
     thread, since tens of megabytes of JSON would hold up the event loop."""
+    raw = await bounded(request, limit).body()
+    if optional and not raw.strip():
+        return {}
     if "json" not in request.headers.get("content-type", ""):
         raise ApiError(415, "unsupported_media_type", "send a JSON body (application/json)")
-    raw = await bounded(request, limit).body()
     try:
         data = (
             json.loads(raw)

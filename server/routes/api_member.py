@@ -65,8 +65,7 @@ async def read_conversation(request: Request) -> Response:
     """Move my read marker forward to `message_id` (default: the newest message)."""
     user = await current_user(request)
     conversation_id = path_id(request)
-    raw = await request.body()
-    body = await json_body(request) if raw.strip() else {}
+    body = await json_body(request, optional=True)
     message_id = Fields(body, ("message_id",)).object_id("message_id", required=False)
     async with app_state(request).transaction() as session:
         result = await mark_read(
