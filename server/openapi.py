@@ -162,6 +162,13 @@ SCHEMAS: dict[str, Schema] = {
         email=STRING,
         fields={"type": "object"},
     ),
+    "ContactChange": obj(
+        (),
+        first_name=STRING,
+        last_name=STRING,
+        email=STRING,
+        fields={"type": "object"},
+    ),
     "OptOutState": obj(
         ("messaging_service_id", "opted_out", "source"),
         messaging_service_id=ID,
@@ -615,7 +622,14 @@ PATHS: dict[str, dict[str, Any]] = {
             who="member",
             params=(PATH_ID,),
             ok=(200, "ContactRecord"),
-        )
+        ),
+        "patch": operation(
+            "Change a contact's names, email or fields (fields replaces them all)",
+            who="member",
+            params=(PATH_ID,),
+            body="ContactChange",
+            ok=(200, "Contact"),
+        ),
     },
     f"{V1}/users": {
         "get": operation("The team", who="admin", params=(CURSOR, LIMIT), ok=(200, "UserPage")),

@@ -20,6 +20,7 @@ from server.routes.api_input import MISSING, Fields, paging, query_limit, query_
 from server.serializers import contact_json
 from server.services import contact_rules
 from server.services.contact_records import create_contact as create_contact_row
+from server.services.contact_records import update_contact as update_contact_row
 from server.services.read_state import mark_read
 
 
@@ -128,6 +129,31 @@ async def create_contact(request: Request) -> Response:
     return answer(contact_json(contact), 201)
 
 
+async def update_contact(request: Request) -> Response:
+    """Change a contact's names, email or fields (`fields` replaces them all); anyone who may
+    see the contact may, and the inboxes that talk with it see the change live."""
+    user = await current_user(request)
+    contact_id = path_id(request)
+    fields = Fields(await json_body(request), ("first_name", "last_name", "email", "fields"))
+    limits = {"first_name": 200, "last_name": 200, "email": 320}
+    changes: dict[str, Any] = {
+        name: _optional_text(fields, name, limit)
+        for name, limit in limits.items()
+        if fields.has(name)
+    }
+    problem = contact_rules.email_problem(changes.get("email", ""))
+    if problem:
+        raise invalid(problem, field="email")
+    if fields.has("fields"):
+        changes["fields"] = _contact_fields(fields.data["fields"])
+    if not changes:
+        raise invalid("give first_name, last_name, email or fields to change")
+    async with app_state(request).transaction() as session:
+        contact = await queries.contact_for(session, user, contact_id)
+        await update_contact_row(session, contact, changes)
+        return answer(contact_json(contact))
+
+
 async def get_contact(request: Request) -> Response:
     user = await current_user(request)
     contact_id = path_id(request)
@@ -144,4 +170,5 @@ routes: list[BaseRoute] = [
     Route(f"{PREFIX}/contacts", list_contacts, methods=["GET"]),
     Route(f"{PREFIX}/contacts", create_contact, methods=["POST"]),
     Route(f"{PREFIX}/contacts/{{id}}", get_contact, methods=["GET"]),
+    Route(f"{PREFIX}/contacts/{{id}}", update_contact, methods=["PATCH"]),
 ]

@@ -1,4 +1,5 @@
-"""Contacts added by hand (API or pages): one per E.164 phone, with name, email and free fields."""
+"""Contacts added or edited by hand (API or pages): one per E.164 phone, with name, email and
+free fields."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access import visible_inbox_ids
 from server.errors import ApiError
+from server.serializers import contact_json
+from store import outbox
 from store.models import Contact, Conversation, User
 
 
@@ -38,6 +41,24 @@ async def create_contact(
     except IntegrityError:
         raise _taken(phone, None) from None
     return contact
+
+
+async def update_contact(session: AsyncSession, contact: Contact, changes: dict[str, Any]) -> None:
+    """Apply `changes` (first_name, last_name, email, fields) and announce the contact as it now
+    is, `contact.updated`, on every inbox that has a conversation with it, so that lists and
+    threads show the new name live."""
+    for name, value in changes.items():
+        setattr(contact, name, value)
+    await session.flush()
+    stmt = (
+        select(Conversation.inbox_id)
+        .where(Conversation.contact_id == contact.id)
+        .distinct()
+        .order_by(Conversation.inbox_id)
+    )
+    data = contact_json(contact)
+    for inbox_id in (await session.scalars(stmt)).all():
+        outbox.emit(session, f"inbox:{inbox_id}", "contact.updated", data)
 
 
 async def may_text(session: AsyncSession, user: User, contact_id: int) -> bool:

@@ -155,6 +155,9 @@ RULES: dict[tuple[str, str], Rule] = {
         body=lambda w, s: {"message_id": s.message},
     ),
     ("GET", "/api/v1/contacts/{id}"): Rule("member", params=lambda w, s: {"id": s.contact}),
+    ("PATCH", "/api/v1/contacts/{id}"): Rule(
+        "member", params=lambda w, s: {"id": s.contact}, body=lambda w, s: {"last_name": "Edited"}
+    ),
     # sending (the Unrouted inbox has no number to send from: 409 no_number)
     ("POST", "/api/v1/conversations/{id}/messages"): Rule(
         "member",

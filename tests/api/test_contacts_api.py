@@ -143,3 +143,37 @@ async def test_an_oversized_json_body_is_refused_however_it_is_sent(
         "/api/v1/contacts", params={"q": "+16175550190"}, headers=world.auth("admin")
     )
     assert found.json()["items"] == []
+
+
+async def test_members_correct_a_contact_and_bad_changes_are_refused(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    url = f"/api/v1/contacts/{world.ids['contact_a']}"
+    changed = await http.patch(
+        url,
+        json={"first_name": " Annie ", "email": "annie@example.edu", "fields": {"year": 2027}},
+        headers=world.auth("alice"),
+    )
+    assert changed.status_code == 200, changed.text
+    contact = changed.json()
+    assert (contact["name"], contact["email"], contact["fields"]) == (
+        "Annie",
+        "annie@example.edu",
+        {"year": 2027},
+    )
+    record = await http.get(url, headers=world.auth("admin"))
+    assert record.json()["name"] == "Annie"
+    for bad, field in (
+        ({"email": "nope"}, "email"),
+        ({"phone": "+16175550100"}, "phone"),  # a contact is its number: not changed here
+        ({"fields": {"bad key": 1}}, "fields.bad key"),
+        ({"first_name": "x" * 201}, "first_name"),
+        ({}, None),
+    ):
+        refused = await http.patch(url, json=bad, headers=world.auth("alice"))
+        assert refused.status_code == 422, bad
+        assert refused.json().get("field") == field
+    # Bob's inbox does not talk with Annie: to him she does not exist.
+    hidden = await http.patch(url, json={"first_name": "X"}, headers=world.auth("bob"))
+    assert hidden.status_code == 404
+    assert (await http.get(url, headers=world.auth("admin"))).json()["name"] == "Annie"

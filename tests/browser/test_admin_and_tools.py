@@ -218,6 +218,43 @@ async def test_staff_find_their_contacts_and_text_a_new_number(
     )
 
 
+async def test_a_corrected_contact_name_shows_live_in_every_open_list_and_thread(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    await text_in(live_server, "+16175550177", team.number, "Is the deadline Friday?")
+    ben = await sign_in(await contexts.new(), live_server, team.emails["ben"])
+    await ben.goto(live_server.base_url + f"/inboxes/{team.inbox}")
+    await ben.get_by_text("Is the deadline Friday?").click()
+    await ben.wait_for_selector('body[data-page="thread"]')
+    await live_ready(ben)
+    await mark_no_reload(ben)
+    await expect(ben.locator(".thread-head__name")).to_have_text("(617) 555-0177")
+
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
+    await ann.goto(ben.url)
+    await ann.get_by_role("link", name="Contact record").click()
+    details = card(ann, "Details")
+    await details.get_by_role("button", name="Edit").click()
+    await details.get_by_label("First name").fill("Maya")
+    await details.get_by_label("Last name").fill("Lopez")
+    await details.get_by_label("Email").fill("not an address")
+    await details.get_by_role("button", name="Save").click()
+    await expect(details.get_by_role("alert")).to_have_text("email must be an email address")
+    await details.get_by_label("Email").fill("maya@example.edu")
+    async with ann.expect_navigation():
+        await details.get_by_role("button", name="Save").click()
+    await expect(ann.locator("h1")).to_have_text("Maya Lopez")
+    await expect(card(ann, "Details")).to_contain_text("maya@example.edu")
+
+    await expect(ben.locator(".thread-head__name")).to_have_text("Maya Lopez", timeout=LIVE)
+    await expect(ben.locator(".thread-head [data-contact-phone]")).to_have_text("(617) 555-0177")
+    row = ben.locator(".conv", has_text="Is the deadline Friday?")
+    await expect(row.locator("[data-slot=name]")).to_have_text("Maya Lopez")
+    await expect(row.locator("[data-slot=avatar]")).to_have_text("ML")
+    assert (await ben.title()).startswith("Maya Lopez")
+    await assert_not_reloaded(ben)
+
+
 async def test_simulator_phone_texts_in_and_gets_the_reply(
     contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:

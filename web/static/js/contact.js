@@ -1,8 +1,8 @@
-// Texting a contact and landing in the thread: the contact record's send box (pick the inbox,
-// see at once if the contact opted out of its messaging service), and the contacts page's
-// form for a number nobody has texted yet.
+// The contact record and texting a contact: the record's Edit (names and email) and send box
+// (pick the inbox, see at once if the contact opted out of its messaging service), and the
+// contacts page's form for a number nobody has texted yet; a text lands you in the thread.
 
-import { boot, $, api, formError } from "./dom.js";
+import { boot, $, $$, api, formError } from "./dom.js";
 import { bindCounter } from "./segments.js";
 
 /** Ctrl/Cmd+Enter in the message sends, as in a thread. */
@@ -21,7 +21,42 @@ async function sendAndOpen(contactId, inboxId, body) {
   window.location.assign(`/conversations/${message.conversation_id}`);
 }
 
+/** The Details card's Edit: the names and email in a form, saved through the API. */
+function initEdit() {
+  const form = $("[data-contact-edit]");
+  if (!form) return;
+  const details = $("[data-contact-details]");
+  const toggle = $('.card__head [data-action="edit-contact"]');
+  const show = (editing) => {
+    form.hidden = !editing;
+    details.hidden = editing;
+    toggle.hidden = editing;
+    toggle.setAttribute("aria-expanded", String(editing));
+    if (editing) form.elements.first_name.focus();
+    else formError(form, "");
+  };
+  for (const button of $$('[data-action="edit-contact"]')) {
+    button.addEventListener("click", () => show(form.hidden));
+  }
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const { first_name: first, last_name: last, email } = form.elements;
+    formError(form, "");
+    try {
+      await api("PATCH", `/api/v1/contacts/${form.dataset.contactId}`, {
+        first_name: first.value,
+        last_name: last.value,
+        email: email.value,
+      });
+      window.location.reload();
+    } catch (error) {
+      formError(form, error.message);
+    }
+  });
+}
+
 export function initContact() {
+  initEdit();
   const form = $("[data-contact-send]");
   if (!form) return;
   const options = new Map((boot.contact.options || []).map((o) => [String(o.inbox_id), o]));

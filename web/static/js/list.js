@@ -57,18 +57,23 @@ export function initList({ on }) {
     if (message) row.dataset.lastMessageId = String(message.id);
   }
 
+  /** The row's contact: avatar, name (or the number when nameless) and number. */
+  function setContact(row, contact) {
+    const named = contact.name && contact.name !== contact.phone;
+    row.dataset.contactId = String(contact.id);
+    setAvatar(slot(row, "avatar"), contact.name, contact.phone);
+    fillSlot(row, "name", named ? contact.name : prettyPhone(contact.phone), { hideEmpty: false });
+    fillSlot(row, "phone", named ? prettyPhone(contact.phone) : "");
+  }
+
   /** A row from the API's conversation shape. */
   function buildRow(conversation) {
     const row = fromTemplate("tpl-conv");
-    const contact = conversation.contact;
-    const named = contact.name && contact.name !== contact.phone;
     row.dataset.conversationId = String(conversation.id);
     row.dataset.inboxId = String(conversation.inbox_id);
     const link = row.querySelector("a");
     link.href = `/conversations/${conversation.id}${filter === "unread" ? "?filter=unread" : ""}`;
-    setAvatar(slot(row, "avatar"), contact.name, contact.phone);
-    fillSlot(row, "name", named ? contact.name : prettyPhone(contact.phone), { hideEmpty: false });
-    fillSlot(row, "phone", named ? prettyPhone(contact.phone) : "");
+    setContact(row, conversation.contact);
     setLast(row, conversation.last_message, conversation.last_message_at);
     setUnread(row, conversation.id === currentId ? 0 : conversation.unread_count || 0);
     if (conversation.id === currentId) {
@@ -220,6 +225,9 @@ export function initList({ on }) {
     if (channel !== `inbox:${inboxId}`) return;
     if (type === "message.created") onMessage(data);
     else if (type === "conversation.updated" && data.contact) upsert(data);
+    else if (type === "contact.updated") {
+      for (const row of $$(`[data-contact-id="${data.id}"]`, list)) setContact(row, data);
+    }
     else if (type === "resync") refetch();
   });
 

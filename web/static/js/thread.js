@@ -255,7 +255,19 @@ export function initThread({ live, on, onOpen }) {
   const blocked = $("[data-composer-blocked]", root);
   const textarea = $("[data-composer-body]", root);
   const contact = thread.contact;
-  const contactName = contact.name && contact.name !== contact.phone ? contact.name : prettyPhone(contact.phone);
+  const nameOf = (person) => (person.name && person.name !== person.phone ? person.name : prettyPhone(person.phone));
+  let contactName = nameOf(contact);
+
+  /** Someone corrected the contact's name: the header, title and messages name them anew. */
+  function renameContact(updated) {
+    const old = contactName;
+    Object.assign(contact, updated);
+    contactName = nameOf(contact);
+    $(".thread-head__name", root).textContent = contactName;
+    $("[data-contact-phone]", root).hidden = contactName === prettyPhone(contact.phone);
+    setAvatar($(".thread-head .avatar", root), contact.name, contact.phone);
+    document.title = document.title.replace(old, contactName);
+  }
   const state = thread.composer;
 
   function showBlocked(reason) {
@@ -401,6 +413,10 @@ export function initThread({ live, on, onOpen }) {
     }
     if (type === "presence" && channel === conversationChannel) {
       renderViewers(presenceIds(data));
+      return;
+    }
+    if (type === "contact.updated" && data.id === contact.id) {
+      renameContact(data);
       return;
     }
     if (data.conversation_id !== conversationId && data.contact_id !== contact.id) return;
