@@ -12,6 +12,7 @@ from server.auth import CSRF_HEADER, authenticate_token, credentials, csrf_ok
 from server.bodies import bounded
 from server.errors import ApiError, forbidden
 from server.state import AppState
+from store.ids import parse_id
 from store.models import AuthSession, User
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -83,13 +84,7 @@ async def json_body(
 
 def path_id(request: Request, name: str = "id") -> int:
     """An integer id from the path; unknown or malformed ids answer 404."""
-    value = request.path_params.get(name)
-    if isinstance(value, int):
-        return value
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise ApiError(404, "not_found", "no such object") from None
-    if number <= 0 or number > 2**62:
+    number = parse_id(str(request.path_params.get(name, "")))
+    if number is None:
         raise ApiError(404, "not_found", "no such object")
     return number

@@ -27,6 +27,7 @@ from server.deps import app_state
 from server.errors import ApiError
 from server.templating import templates
 from store import outbox
+from store.ids import parse_id
 from store.models import Inbox, User
 
 PageHandler = Callable[[Request, "Viewer", AsyncSession], Awaitable[Response]]
@@ -156,7 +157,7 @@ async def _error_page(
 
 
 def path_id(request: Request) -> int:
-    raw = str(request.path_params.get("id", ""))
-    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= 2**62:
+    number = parse_id(str(request.path_params.get("id", "")))
+    if number is None:
         raise NotFoundPage
-    return int(raw)
+    return number

@@ -33,6 +33,7 @@ from server.serializers import (
     phone_number_json,
     user_json,
 )
+from store.ids import is_id, parse_id
 from store.models import (
     Campaign,
     Contact,
@@ -87,7 +88,7 @@ def decode_cursor(cursor: str, *kinds: type) -> list[Any]:
                 raise invalid("cursor is not valid", field="cursor") from None
             if value.tzinfo is None:
                 raise invalid("cursor is not valid", field="cursor")
-        elif kind is int and (type(value) is not int or not 0 < value <= 2**62):
+        elif kind is int and not is_id(value):
             raise invalid("cursor is not valid", field="cursor")
         decoded.append(value)
     return decoded
@@ -315,9 +316,10 @@ def parse_before(before: str | None) -> int | None:
     """The `before` parameter of a message list: a message id (as `next_cursor` gives it)."""
     if before is None or before == "":
         return None
-    if not (before.isascii() and before.isdigit()) or not 0 < int(before) <= 2**62:
+    number = parse_id(before)
+    if number is None:
         raise invalid("before must be a message id", field="before")
-    return int(before)
+    return number
 
 
 async def list_messages(

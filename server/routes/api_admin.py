@@ -19,6 +19,7 @@ from server.routes.api_common import PREFIX, answer, no_content, read_answer
 from server.routes.api_input import MISSING, Fields, paging, query_text
 from server.serializers import inbox_json, messaging_service_json, phone_number_json, user_json
 from server.services import admin
+from store.ids import parse_id
 
 SERVICE_SID = re.compile(r"MG[0-9A-Za-z]{1,32}")
 NUMBER_SID = re.compile(r"PN[0-9A-Za-z]{1,32}")
@@ -37,9 +38,10 @@ def _query_id(request: Request, name: str) -> int | None:
     raw = query_text(request, name, max_length=20)
     if raw is None:
         return None
-    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= 2**62:
+    number = parse_id(raw)
+    if number is None:
         raise invalid(f"{name} must be an id", field=name)
-    return int(raw)
+    return number
 
 
 # --- messaging services ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from starlette.requests import Request
 
 from server.errors import invalid
 from server.queries import DEFAULT_LIMIT, MAX_LIMIT
+from store.ids import MAX_ID, is_id
 
 MISSING: Any = object()
 
@@ -81,7 +82,7 @@ class Fields:
         *,
         required: bool = True,
         minimum: int = 0,
-        maximum: int = 2**62,
+        maximum: int = MAX_ID,
         nullable: bool = False,
     ) -> Any:
         value = self._get(name, required)
@@ -96,7 +97,7 @@ class Fields:
         value = self._get(name, required)
         if value is MISSING or (value is None and nullable):
             return value
-        if type(value) is not int or not 0 < value <= 2**62:
+        if not is_id(value):
             raise invalid(f"{name} must be the id of an existing object", field=name)
         return value
 

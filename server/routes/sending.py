@@ -12,6 +12,7 @@ from server.errors import invalid, not_found
 from server.serializers import message_json
 from server.services.contact_records import may_text
 from server.services.outbound import check_body, send_message, send_to_contact
+from store.ids import is_id
 from store.models import Contact
 
 
@@ -34,7 +35,7 @@ async def contact_messages(request: Request) -> JSONResponse:
     contact_id = path_id(request)
     data = await json_body(request)
     inbox_id = data.get("inbox_id")
-    if type(inbox_id) is not int or not 0 < inbox_id <= 2**62:
+    if not is_id(inbox_id):
         raise invalid("inbox_id must be the id of an inbox", field="inbox_id")
     state = app_state(request)
     async with state.reading() as session:

@@ -21,6 +21,7 @@ from server.services.merge_fields import encoding, field_names, missing_fields, 
 from server.services.outbound import MAX_BODY_CHARS
 from server.services.recipient_import import RecipientInput
 from server.services.segments import segment_count
+from store.ids import is_id
 from store.models import (
     Campaign,
     CampaignRecipient,
@@ -54,7 +55,7 @@ class Added:
 
 
 async def blast_service(session: AsyncSession, service_id: Any) -> MessagingService:
-    if not isinstance(service_id, int) or isinstance(service_id, bool):
+    if not is_id(service_id):
         raise invalid("messaging_service_id must be the id of a messaging service")
     service = await session.get(MessagingService, service_id)
     if service is None:
@@ -182,9 +183,7 @@ def _fill_in(contact: Contact, item: RecipientInput) -> None:
 
 
 async def existing_contact_ids(session: AsyncSession, contact_ids: Any) -> list[int]:
-    if not isinstance(contact_ids, list) or not all(
-        isinstance(i, int) and not isinstance(i, bool) for i in contact_ids
-    ):
+    if not isinstance(contact_ids, list) or not all(is_id(i) for i in contact_ids):
         raise invalid("contact_ids must be a list of contact ids")
     wanted = list(dict.fromkeys(contact_ids))
     found: set[int] = set()
@@ -211,7 +210,7 @@ async def filtered_contact_ids(session: AsyncSession, spec: Any) -> list[int]:
         raise invalid('an empty filter: give inbox_ids, fields, or "all": true')
     stmt = select(Contact.id, Contact.fields).order_by(Contact.id)
     if inbox_ids is not None:
-        if not isinstance(inbox_ids, list) or not all(isinstance(i, int) for i in inbox_ids):
+        if not isinstance(inbox_ids, list) or not all(is_id(i) for i in inbox_ids):
             raise invalid("filter.inbox_ids must be a list of inbox ids")
         in_inboxes = select(Conversation.contact_id).where(Conversation.inbox_id.in_(inbox_ids))
         stmt = stmt.where(Contact.id.in_(in_inboxes))

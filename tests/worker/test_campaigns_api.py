@@ -292,6 +292,11 @@ async def test_bad_input_gets_clear_errors(
         ({"body": "hi", "contact_ids": [1], "filter": {"all": True}}, 422),
         ({"body": "hi", "contact_ids": [999999]}, 422),
         ({"body": "hi", "messaging_service_id": "one"}, 422),
+        # Numbers no BIGINT holds name nothing: refused, not a driver error and a 500.
+        ({"body": "hi", "messaging_service_id": 2**80}, 422),
+        ({"body": "hi", "contact_ids": [2**80]}, 422),
+        ({"body": "hi", "contact_ids": [True]}, 422),
+        ({"body": "hi", "filter": {"inbox_ids": [-(2**70)]}}, 422),
     ]
     for extra, status in cases:
         response = await post(twilio_http, blast, **{**draft(blast), **extra})
