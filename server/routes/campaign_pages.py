@@ -7,6 +7,7 @@ They read through the campaign services the API uses and write through the campa
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,13 +15,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from server import queries
+from server import labels, queries
 from server.page_shell import NotFoundPage, Viewer, channel_seqs, page, path_id, render
 from server.services import campaign_stats, campaigns
+from store.ids import parse_id
 from store.models import Campaign
 
 LIST_LIMIT = 50
 PREVIEW = 3
+RECIPIENT_PAGE = 50
 
 # The bar's segments, in order, with the counts they draw (sent includes delivered).
 BAR = [
@@ -54,6 +57,54 @@ def bar(counts: dict[str, int]) -> list[dict[str, Any]]:
     return segments
 
 
+# The progress counts a page lists recipients by: (count, label).
+RECIPIENT_FILTERS = [
+    ("failed", "Failed"),
+    ("unknown", "Unknown"),
+    ("skipped_opted_out", "Skipped: opted out"),
+    ("queued", "Waiting"),
+    ("sending", "Sending"),
+    ("sent", "Sent, not yet delivered"),
+    ("delivered", "Delivered"),
+    ("canceled", "Canceled"),
+]
+UNSENT_WORDS = {
+    "pending": "Waiting",
+    "claimed": "Waiting",
+    "sending": "Sending…",
+    "skipped_opted_out": "Skipped: opted out",
+    "canceled": "Canceled",
+    "failed": "Failed",
+    "unknown": "Unknown — may not have gone out",
+}
+
+
+def recipient_filters(counts: dict[str, int]) -> list[dict[str, Any]]:
+    """The counts to list recipients by, with their sizes (`sent` less delivered); the page
+    hides the empty ones and its script keeps the sizes live."""
+    sizes = {**counts, "sent": counts.get("sent", 0) - counts.get("delivered", 0)}
+    return [
+        {"key": key, "label": label, "count": sizes.get(key, 0)}
+        for key, label in RECIPIENT_FILTERS
+    ]
+
+
+def recipient_row(item: dict[str, Any]) -> dict[str, Any]:
+    """A recipient as the page shows it: where it went, and its fate in words."""
+    message = item["message"]
+    if message is None:
+        kind = "problem" if item["state"] in ("failed", "unknown") else "pending"
+        words = UNSENT_WORDS.get(item["state"], item["state"])
+        error = labels.error_words(item["error_code"])
+    else:
+        kind = labels.status_kind(message["status"])
+        words = labels.status_words(message["status"])
+        error = labels.error_words(
+            message["error_code"] or item["error_code"], message["error_message"]
+        )
+    return {**item, "kind": kind, "words": words, "error": error}
+
+
 async def _routed_inboxes(session: AsyncSession, viewer: Viewer) -> list[dict[str, Any]]:
     """The inboxes a campaign's audience may be chosen from (not the unrouted catch-all)."""
     inboxes = await queries.visible_inboxes(session, viewer.user)
@@ -85,6 +136,13 @@ async def campaign_page(request: Request, viewer: Viewer, session: AsyncSession)
         raise NotFoundPage
     view = await campaign_stats.view(session, campaign)
     services = (await queries.list_messaging_services(session, viewer.user, limit=200)).items
+    count = request.query_params.get("count")
+    count = count if count in dict(RECIPIENT_FILTERS) else None
+    after = parse_id(request.query_params.get("after", ""))
+    items, last = await campaigns.recipient_list(
+        session, campaign_id, count=count, after=after, limit=RECIPIENT_PAGE
+    )
+    more = {"count": count, "after": last} if count else {"after": last}
     context = {
         "page": "admin-campaign",
         "admin_section": "campaigns",
@@ -94,6 +152,10 @@ async def campaign_page(request: Request, viewer: Viewer, session: AsyncSession)
         "preview": await campaigns.preview(session, campaign, limit=PREVIEW),
         "service": next((s for s in services if s["id"] == campaign.messaging_service_id), None),
         "inboxes": await _routed_inboxes(session, viewer),
+        "recipients": [recipient_row(item) for item in items],
+        "recipient_filters": recipient_filters(view["counts"]),
+        "showing": count,
+        "more_recipients": f"?{urlencode(more)}#recipients-title" if last else None,
     }
     boot = {"seqs": seqs, "campaign": {"id": campaign_id, "channel": channel}}
     return await render(

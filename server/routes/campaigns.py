@@ -26,7 +26,8 @@ from server.deps import app_state, json_body, path_id, require_admin
 from server.errors import ApiError, invalid, not_found
 from server.services import campaign_stats, campaigns
 from server.services.recipient_import import MAX_ERRORS_LISTED, ImportResult, from_csv, from_json
-from store.models import Campaign, CampaignRecipient, Contact, Message
+from store.ids import parse_id
+from store.models import Campaign, CampaignRecipient
 
 PREFIX = "/api/v1/campaigns"
 MAX_CSV_BYTES = 20_000_000
@@ -36,16 +37,6 @@ MAX_IMPORT_JSON_BYTES = 2 * MAX_CSV_BYTES
 PAGE = 50
 CREATE_KEYS = {"name", "messaging_service_id", "body", "rate_per_second", "start_at"}
 SOURCES = ("contact_ids", "recipients", "filter", "csv")
-RECIPIENT_STATES = (
-    "pending",
-    "claimed",
-    "sending",
-    "sent",
-    "failed",
-    "unknown",
-    "skipped_opted_out",
-    "canceled",
-)
 
 
 async def _campaign(session: AsyncSession, campaign_id: int) -> Campaign:
@@ -220,46 +211,18 @@ async def list_recipients(request: Request) -> JSONResponse:
     await require_admin(request)
     campaign_id = path_id(request)
     wanted = request.query_params.get("state")
-    if wanted is not None and wanted not in RECIPIENT_STATES:
-        raise invalid(f"state must be one of {', '.join(RECIPIENT_STATES)}")
+    if wanted is not None and wanted not in campaigns.RECIPIENT_STATES:
+        raise invalid(f"state must be one of {', '.join(campaigns.RECIPIENT_STATES)}")
     cursor = request.query_params.get("cursor")
-    if cursor is not None and not cursor.isdigit():
+    after = parse_id(cursor) if cursor is not None else None
+    if cursor is not None and after is None:
         raise invalid("cursor is not one this API gave out")
-    stmt = (
-        select(CampaignRecipient, Contact, Message)
-        .join(Contact, Contact.id == CampaignRecipient.contact_id)
-        .outerjoin(Message, Message.id == CampaignRecipient.message_id)
-        .where(CampaignRecipient.campaign_id == campaign_id)
-        .order_by(CampaignRecipient.id)
-        .limit(PAGE + 1)
-    )
-    if wanted:
-        stmt = stmt.where(CampaignRecipient.state == wanted)
-    if cursor:
-        stmt = stmt.where(CampaignRecipient.id > int(cursor))
     async with app_state(request).reading() as session:
         await _campaign(session, campaign_id)
-        rows = (await session.execute(stmt)).all()
-    items = [
-        {
-            "id": recipient.id,
-            "state": recipient.state,
-            "error_code": recipient.error_code,
-            "contact": {"id": contact.id, "phone": contact.phone, "name": contact.display_name},
-            "message": None
-            if message is None
-            else {
-                "id": message.id,
-                "conversation_id": message.conversation_id,
-                "status": message.status,
-                "error_code": message.error_code,
-                "error_message": message.error_message,
-            },
-        }
-        for recipient, contact, message in rows[:PAGE]
-    ]
-    next_cursor = str(rows[PAGE - 1][0].id) if len(rows) > PAGE else None
-    return JSONResponse({"items": items, "next_cursor": next_cursor})
+        items, last = await campaigns.recipient_list(
+            session, campaign_id, state=wanted, after=after, limit=PAGE
+        )
+    return JSONResponse({"items": items, "next_cursor": None if last is None else str(last)})
 
 
 async def preview_campaign(request: Request) -> JSONResponse:

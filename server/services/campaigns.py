@@ -28,6 +28,7 @@ from store.models import (
     Contact,
     Conversation,
     Inbox,
+    Message,
     MessagingService,
     PhoneNumber,
     utcnow,
@@ -38,6 +39,16 @@ CHUNK = 500
 EXECUTE_MANY = 5000
 MAX_RATE = 10_000.0
 MISSING_LISTED = 100
+RECIPIENT_STATES = (
+    "pending",
+    "claimed",
+    "sending",
+    "sent",
+    "failed",
+    "unknown",
+    "skipped_opted_out",
+    "canceled",
+)
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -287,6 +298,54 @@ async def recipient_contact_ids(session: AsyncSession, campaign_id: int) -> list
         .order_by(CampaignRecipient.id)
     )
     return list((await session.scalars(stmt)).all())
+
+
+async def recipient_list(
+    session: AsyncSession,
+    campaign_id: int,
+    *,
+    state: str | None = None,
+    count: str | None = None,
+    after: int | None = None,
+    limit: int = 50,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Recipients in the order they were added, each with its contact and its message's status
+    and error, by recipient `state` or by the progress `count` they are in; and the id to go
+    on `after`, if there are more."""
+    stmt = (
+        select(CampaignRecipient, Contact, Message)
+        .join(Contact, Contact.id == CampaignRecipient.contact_id)
+        .outerjoin(Message, Message.id == CampaignRecipient.message_id)
+        .where(CampaignRecipient.campaign_id == campaign_id)
+        .order_by(CampaignRecipient.id)
+        .limit(limit + 1)
+    )
+    if state is not None:
+        stmt = stmt.where(CampaignRecipient.state == state)
+    if count is not None:
+        stmt = stmt.where(campaign_stats.bucket() == count)
+    if after is not None:
+        stmt = stmt.where(CampaignRecipient.id > after)
+    rows = (await session.execute(stmt)).all()
+    items = [
+        {
+            "id": recipient.id,
+            "state": recipient.state,
+            "error_code": recipient.error_code,
+            "contact": {"id": contact.id, "phone": contact.phone, "name": contact.display_name},
+            "message": None
+            if message is None
+            else {
+                "id": message.id,
+                "conversation_id": message.conversation_id,
+                "status": message.status,
+                "error_code": message.error_code,
+                "error_message": message.error_message,
+            },
+        }
+        for recipient, contact, message in rows[:limit]
+    ]
+    return items, rows[limit - 1][0].id if len(rows) > limit else None
 
 
 # --- creating and previewing ----------------------------------------------------------------

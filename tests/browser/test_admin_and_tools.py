@@ -361,6 +361,16 @@ async def test_campaign_from_draft_to_done_with_live_progress(
         await expect(dana.get_by_role("button", name="Send now")).to_be_hidden()
         await assert_not_reloaded(dana)
 
+        # Who it went to, and how each fared: the opted-out contact was skipped.
+        recipients = card(dana, "Recipients")
+        await recipients.get_by_role("link", name="Skipped: opted out · 1").click()
+        skipped = card(dana, "Recipients").locator("[data-recipients] li")
+        await expect(skipped).to_have_count(1)
+        await expect(skipped).to_contain_text("(617) 555-0103")
+        await expect(skipped.locator(".pill")).to_have_text("Skipped: opted out")
+        await card(dana, "Recipients").get_by_role("link", name="Delivered · 2").click()
+        await expect(card(dana, "Recipients").locator("[data-recipients] li")).to_have_count(2)
+
         # The texts are in the contacts' threads, tagged Campaign.
         await dana.goto(server.base_url + f"/inboxes/{team.inbox}")
         await dana.locator(".conv", has_text="(617) 555-0101").click()

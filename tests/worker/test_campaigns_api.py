@@ -307,6 +307,25 @@ async def test_bad_input_gets_clear_errors(
     assert (await twilio_http.get(f"{CAMPAIGNS}/12345", headers=blast.auth)).status_code == 404
 
 
+async def test_recipients_are_listed_a_page_at_a_time(
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
+) -> None:
+    people = await add_contacts(twilio_server.state, 60)
+    created = await post(twilio_http, blast, **draft(blast, body="Hi!"), contact_ids=people)
+    path = f"{CAMPAIGNS}/{created.json()['id']}/recipients"
+    first = (await twilio_http.get(path, headers=blast.auth)).json()
+    second = (
+        await twilio_http.get(path, params={"cursor": first["next_cursor"]}, headers=blast.auth)
+    ).json()
+    assert second["next_cursor"] is None
+    listed = [item["contact"]["id"] for item in first["items"] + second["items"]]
+    assert (len(first["items"]), listed) == (50, people)
+    assert {item["state"] for item in first["items"]} == {"pending"}
+    for cursor in ("abc", "9" * 30, "-1"):
+        refused = await twilio_http.get(path, params={"cursor": cursor}, headers=blast.auth)
+        assert refused.status_code == 422, cursor
+
+
 async def test_staff_may_not_touch_campaigns(
     twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
 ) -> None:

@@ -83,6 +83,15 @@ function applyProgress(view) {
     const key = el.dataset.count;
     el.textContent = key === "summary" ? `${counts.sent} of ${total} sent` : String(counts[key] ?? 0);
   }
+  // The recipient filters: each count's size; one with nobody in it is hidden (not Everyone,
+  // nor the one being shown).
+  const sizes = { ...counts, sent: (counts.sent || 0) - (counts.delivered || 0) };
+  for (const link of $$("[data-filter]")) {
+    const size = sizes[link.dataset.filter] || 0;
+    $("[data-filter-count]", link).textContent = String(size);
+    const kept = link.dataset.filter === "total" || link.hasAttribute("aria-current");
+    if (!kept) link.hidden = size === 0;
+  }
   const figures = view.figures || {};
   for (const el of $$("[data-figure]")) el.textContent = percent(figures[el.dataset.figure]);
   const pill = $("[data-campaign-status]");
