@@ -1,5 +1,6 @@
 """Admin pages for campaigns: the list with progress bars, a new-campaign form, and one
-campaign's live progress (its `campaign:{id}` channel carries `campaign.progress`).
+campaign's live progress (its `campaign:{id}` channel carries `campaign.progress`), its
+recipients by count and, for a draft, a form to add more.
 
 They read through the campaign services the API uses and write through the campaigns API.
 """
