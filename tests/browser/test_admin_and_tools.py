@@ -361,9 +361,12 @@ async def test_campaign_from_draft_to_done_with_live_progress(
         await expect(dana.get_by_role("button", name="Send now")).to_be_hidden()
         await assert_not_reloaded(dana)
 
-        # Who it went to, and how each fared: the opted-out contact was skipped.
-        recipients = card(dana, "Recipients")
-        await recipients.get_by_role("link", name="Skipped: opted out · 1").click()
+        # Who it went to, and how each fared: the opted-out contact was skipped (its figure
+        # links to them).
+        await dana.get_by_role("link", name="1 skipped: opted out: list them").click()
+        await expect(card(dana, "Recipients").locator('[aria-current="true"]')).to_have_text(
+            "Skipped: opted out · 1"
+        )
         skipped = card(dana, "Recipients").locator("[data-recipients] li")
         await expect(skipped).to_have_count(1)
         await expect(skipped).to_contain_text("(617) 555-0103")
