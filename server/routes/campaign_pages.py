@@ -20,7 +20,7 @@ from server import labels, queries
 from server.page_shell import NotFoundPage, Viewer, channel_seqs, page, path_id, render
 from server.services import campaign_stats, campaigns
 from store.ids import parse_id
-from store.models import Campaign
+from store.models import Campaign, utcnow
 
 LIST_LIMIT = 50
 PREVIEW = 3
@@ -156,6 +156,7 @@ async def campaign_page(request: Request, viewer: Viewer, session: AsyncSession)
         "recipients": [recipient_row(item) for item in items],
         "recipient_filters": recipient_filters(view["counts"]),
         "showing": count,
+        "starts_ahead": campaign.start_at is not None and campaign.start_at > utcnow(),
         "more_recipients": f"?{urlencode(more)}#recipients-title" if last else None,
     }
     boot = {"seqs": seqs, "campaign": {"id": campaign_id, "channel": channel}}

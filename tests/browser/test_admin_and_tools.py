@@ -387,6 +387,45 @@ async def test_campaign_from_draft_to_done_with_live_progress(
         await server.stop()
 
 
+async def test_a_campaign_with_a_start_time_is_scheduled_not_sent(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server.base_url, headers=team.auth()) as http:
+        service = await http.post(
+            "/api/v1/messaging-services",
+            json={"name": "Spring blasts", "sid": "MG" + "d" * 32, "purpose": "blast"},
+        )
+        number = await http.post(
+            "/api/v1/phone-numbers",
+            json={
+                "number": "+14155550191",
+                "sid": "PN" + "d" * 32,
+                "messaging_service_id": service.json()["id"],
+                "inbox_id": team.inbox,
+            },
+        )
+        assert number.status_code == 201, number.text
+    dana = await sign_in(await contexts.new(), live_server, team.emails["dana"])
+    await dana.goto(live_server.base_url + "/admin/campaigns")
+    form = card(dana, "New campaign")
+    await form.get_by_label("Name").fill("Decision day")
+    await form.get_by_label("Message").fill("Decisions are out on Friday!")
+    await form.get_by_label("Start at (optional)").fill("2031-03-14T09:30")
+    await form.get_by_label("Phone numbers", exact=True).fill("617 555 0160")
+    async with dana.expect_navigation():
+        await form.get_by_role("button", name="Create draft").click()
+    # The browser's 9:30 in New York is 13:30 UTC; the page says it back in local time.
+    await expect(dana.locator("[data-starts]")).to_have_text("Starts March 14, 2031, 9:30 AM")
+    async with dana.expect_navigation():
+        await dana.get_by_role("button", name="Schedule").click()
+    await expect(dana.locator("[data-campaign-status]")).to_have_text("Scheduled")
+    async with httpx.AsyncClient(base_url=live_server.base_url, headers=team.auth()) as http:
+        campaigns = (await http.get("/api/v1/campaigns")).json()["items"]
+    [shown] = [c for c in campaigns if c["name"] == "Decision day"]
+    assert (shown["status"], shown["start_at"]) == ("scheduled", "2031-03-14T13:30:00Z")
+    assert shown["counts"]["sent"] == 0
+
+
 async def test_campaign_recipients_from_csv_files(
     contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:

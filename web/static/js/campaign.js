@@ -39,6 +39,8 @@ export async function campaignBody(form) {
     messaging_service_id: Number(form.elements.messaging_service_id.value),
     body: form.elements.body.value,
     rate_per_second: Number(form.elements.rate_per_second.value) || 10,
+    // datetime-local is the browser's local time; the API wants a moment with its zone.
+    start_at: form.elements.start_at.value ? new Date(form.elements.start_at.value).toISOString() : undefined,
     ...(await recipientSource(form)),
   };
 }
