@@ -30,6 +30,28 @@ def card(page: Page, title: str):  # noqa: ANN201 - a Playwright locator
     return page.locator("section.card", has=page.get_by_role("heading", name=title))
 
 
+async def add_blast_service(server: LiveServer, team: Team, number: str | None = None) -> None:
+    """A blast messaging service "Spring blasts", through the API; with `number`, that number
+    in it, routed to Admissions."""
+    async with httpx.AsyncClient(base_url=server.base_url, headers=team.auth()) as http:
+        service = await http.post(
+            "/api/v1/messaging-services",
+            json={"name": "Spring blasts", "sid": "MG" + "e" * 32, "purpose": "blast"},
+        )
+        assert service.status_code == 201, service.text
+        if number is not None:
+            routed = await http.post(
+                "/api/v1/phone-numbers",
+                json={
+                    "number": number,
+                    "sid": "PN" + "e" * 32,
+                    "messaging_service_id": service.json()["id"],
+                    "inbox_id": team.inbox,
+                },
+            )
+            assert routed.status_code == 201, routed.text
+
+
 async def test_admin_sets_up_an_inbox_numbers_and_people(
     contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:
@@ -312,22 +334,8 @@ async def test_campaign_from_draft_to_done_with_live_progress(
     opened = Contexts(browser, watch)
     try:
         team = await build_team(server)
-        async with httpx.AsyncClient(base_url=server.base_url, headers=team.auth()) as http:
-            service = await http.post(
-                "/api/v1/messaging-services",
-                json={"name": "Spring blasts", "sid": "MG" + "e" * 32, "purpose": "blast"},
-            )
-            blast_number = "+14155550190"
-            routed = await http.post(
-                "/api/v1/phone-numbers",
-                json={
-                    "number": blast_number,
-                    "sid": "PN" + "e" * 32,
-                    "messaging_service_id": service.json()["id"],
-                    "inbox_id": team.inbox,
-                },
-            )
-            assert routed.status_code == 201, routed.text
+        blast_number = "+14155550190"
+        await add_blast_service(server, team, blast_number)
         await text_in(server, "+16175550101", team.number, "Question one")
         await text_in(server, "+16175550102", team.number, "Question two")
         await text_in(server, "+16175550103", blast_number, "STOP")  # opted out of blasts
@@ -390,21 +398,7 @@ async def test_campaign_from_draft_to_done_with_live_progress(
 async def test_a_campaign_with_a_start_time_is_scheduled_not_sent(
     contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:
-    async with httpx.AsyncClient(base_url=live_server.base_url, headers=team.auth()) as http:
-        service = await http.post(
-            "/api/v1/messaging-services",
-            json={"name": "Spring blasts", "sid": "MG" + "d" * 32, "purpose": "blast"},
-        )
-        number = await http.post(
-            "/api/v1/phone-numbers",
-            json={
-                "number": "+14155550191",
-                "sid": "PN" + "d" * 32,
-                "messaging_service_id": service.json()["id"],
-                "inbox_id": team.inbox,
-            },
-        )
-        assert number.status_code == 201, number.text
+    await add_blast_service(live_server, team, "+14155550191")
     dana = await sign_in(await contexts.new(), live_server, team.emails["dana"])
     await dana.goto(live_server.base_url + "/admin/campaigns")
     form = card(dana, "New campaign")
@@ -429,12 +423,7 @@ async def test_a_campaign_with_a_start_time_is_scheduled_not_sent(
 async def test_campaign_recipients_from_csv_files(
     contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:
-    async with httpx.AsyncClient(base_url=live_server.base_url, headers=team.auth()) as http:
-        service = await http.post(
-            "/api/v1/messaging-services",
-            json={"name": "Spring blasts", "sid": "MG" + "f" * 32, "purpose": "blast"},
-        )
-        assert service.status_code == 201, service.text
+    await add_blast_service(live_server, team)
     dana = await sign_in(await contexts.new(), live_server, team.emails["dana"])
     await dana.goto(live_server.base_url + "/admin/campaigns")
     form = card(dana, "New campaign")
