@@ -94,9 +94,23 @@ def _contact_fields(value: Any) -> dict[str, Any]:
     return value
 
 
-def _optional_text(fields: Fields, name: str, max_length: int = 200) -> str:
-    value = fields.text(name, required=False, blank=True, nullable=True, max_length=max_length)
-    return "" if value is MISSING or value is None else value
+# A contact's texts and their longest lengths.
+CONTACT_TEXTS = {"first_name": 200, "last_name": 200, "email": 320}
+
+
+def _contact_texts(fields: Fields, names: list[str]) -> dict[str, str]:
+    """Those of a contact's names and email, stripped (absent or null is ""), the email
+    checked."""
+    texts = {}
+    for name in names:
+        value = fields.text(
+            name, required=False, blank=True, nullable=True, max_length=CONTACT_TEXTS[name]
+        )
+        texts[name] = "" if value is MISSING or value is None else value
+    problem = contact_rules.email_problem(texts.get("email", ""))
+    if problem:
+        raise invalid(problem, field="email")
+    return texts
 
 
 async def create_contact(request: Request) -> Response:
@@ -108,24 +122,11 @@ async def create_contact(request: Request) -> Response:
         phone = to_e164(fields.text("phone", max_length=40))
     except InvalidPhone as exc:
         raise invalid(str(exc), field="phone") from None
-    first_name = _optional_text(fields, "first_name")
-    last_name = _optional_text(fields, "last_name")
-    email = _optional_text(fields, "email", 320)
-    problem = contact_rules.email_problem(email)
-    if problem:
-        raise invalid(problem, field="email")
+    texts = _contact_texts(fields, list(CONTACT_TEXTS))
     extra = _contact_fields(fields.data.get("fields", MISSING))
     state = app_state(request)
     async with state.transaction() as session:
-        contact = await create_contact_row(
-            session,
-            user,
-            phone=phone,
-            first_name=first_name,
-            last_name=last_name,
-            email=email,
-            fields=extra,
-        )
+        contact = await create_contact_row(session, user, phone=phone, **texts, fields=extra)
     return answer(contact_json(contact), 201)
 
 
@@ -135,15 +136,9 @@ async def update_contact(request: Request) -> Response:
     user = await current_user(request)
     contact_id = path_id(request)
     fields = Fields(await json_body(request), ("first_name", "last_name", "email", "fields"))
-    limits = {"first_name": 200, "last_name": 200, "email": 320}
-    changes: dict[str, Any] = {
-        name: _optional_text(fields, name, limit)
-        for name, limit in limits.items()
-        if fields.has(name)
-    }
-    problem = contact_rules.email_problem(changes.get("email", ""))
-    if problem:
-        raise invalid(problem, field="email")
+    changes: dict[str, Any] = _contact_texts(
+        fields, [name for name in CONTACT_TEXTS if fields.has(name)]
+    )
     if fields.has("fields"):
         changes["fields"] = _contact_fields(fields.data["fields"])
     if not changes:
