@@ -116,6 +116,12 @@ export function prettyPhone(number) {
   return match ? `(${match[1]}) ${match[2]}-${match[3]}` : number;
 }
 
+/** Whether a contact has a name of its own (the API names a nameless one by its number). */
+export const isNamed = (contact) => Boolean(contact.name) && contact.name !== contact.phone;
+
+/** How a contact is called on a page: its name, else its number written for people. */
+export const contactName = (contact) => (isNamed(contact) ? contact.name : prettyPhone(contact.phone));
+
 export function initials(name) {
   const words = String(name || "")
     .split(/[\s.@_-]+/)

@@ -5,8 +5,10 @@ import {
   $,
   $$,
   api,
+  contactName,
   fillSlot,
   fromTemplate,
+  isNamed,
   parseTime,
   prettyPhone,
   setAvatar,
@@ -59,11 +61,10 @@ export function initList({ on }) {
 
   /** The row's contact: avatar, name (or the number when nameless) and number. */
   function setContact(row, contact) {
-    const named = contact.name && contact.name !== contact.phone;
     row.dataset.contactId = String(contact.id);
     setAvatar(slot(row, "avatar"), contact.name, contact.phone);
-    fillSlot(row, "name", named ? contact.name : prettyPhone(contact.phone), { hideEmpty: false });
-    fillSlot(row, "phone", named ? prettyPhone(contact.phone) : "");
+    fillSlot(row, "name", contactName(contact), { hideEmpty: false });
+    fillSlot(row, "phone", isNamed(contact) ? prettyPhone(contact.phone) : "");
   }
 
   /** A row from the API's conversation shape. */

@@ -7,14 +7,15 @@ import {
   $$,
   api,
   clock,
+  contactName,
   dayLabel,
   fillSlot,
   formError,
   fromTemplate,
+  isNamed,
   listNames,
   parseTime,
   personName,
-  prettyPhone,
   setAvatar,
   slot,
 } from "./dom.js";
@@ -255,23 +256,22 @@ export function initThread({ live, on, onOpen }) {
   const blocked = $("[data-composer-blocked]", root);
   const textarea = $("[data-composer-body]", root);
   const contact = thread.contact;
-  const nameOf = (person) => (person.name && person.name !== person.phone ? person.name : prettyPhone(person.phone));
-  let contactName = nameOf(contact);
+  let called = contactName(contact);
 
   /** Someone corrected the contact's name: the header, title and messages name them anew. */
   function renameContact(updated) {
-    const old = contactName;
+    const old = called;
     Object.assign(contact, updated);
-    contactName = nameOf(contact);
-    $(".thread-head__name", root).textContent = contactName;
-    $("[data-contact-phone]", root).hidden = contactName === prettyPhone(contact.phone);
+    called = contactName(contact);
+    $(".thread-head__name", root).textContent = called;
+    $("[data-contact-phone]", root).hidden = !isNamed(contact);
     setAvatar($(".thread-head .avatar", root), contact.name, contact.phone);
-    document.title = document.title.replace(old, contactName);
+    document.title = document.title.replace(old, called);
   }
   const state = thread.composer;
 
   function showBlocked(reason) {
-    $("[data-blocked-title]", blocked).textContent = `Can't text ${contactName}`;
+    $("[data-blocked-title]", blocked).textContent = `Can't text ${called}`;
     $("[data-blocked-text]", blocked).textContent = reason;
     blocked.hidden = false;
     composer.hidden = true;
@@ -367,7 +367,7 @@ export function initThread({ live, on, onOpen }) {
     } else {
       const start = document.createElement("p");
       start.className = "messages__start";
-      start.textContent = `Start of the conversation with ${contactName}`;
+      start.textContent = `Start of the conversation with ${called}`;
       older.replaceWith(start);
     }
   }
