@@ -85,8 +85,7 @@ def recipient_filters(counts: dict[str, int]) -> list[dict[str, Any]]:
     hides the empty ones and its script keeps the sizes live."""
     sizes = {**counts, "sent": counts.get("sent", 0) - counts.get("delivered", 0)}
     return [
-        {"key": key, "label": label, "count": sizes.get(key, 0)}
-        for key, label in RECIPIENT_FILTERS
+        {"key": key, "label": label, "count": sizes.get(key, 0)} for key, label in RECIPIENT_FILTERS
     ]
 
 
