@@ -122,7 +122,12 @@ class Contact(Base):
 
     @property
     def display_name(self) -> str:
-        return " ".join(p for p in (self.first_name, self.last_name) if p) or self.phone
+        return display_name(self.first_name, self.last_name, self.phone)
+
+
+def display_name(first_name: str, last_name: str, phone: str) -> str:
+    """How a contact is called: by name, or by number when it has none."""
+    return " ".join(part for part in (first_name, last_name) if part) or phone
 
 
 class MessagingService(Base):

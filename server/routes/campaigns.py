@@ -26,6 +26,7 @@ from server.deps import app_state, json_body, path_id, require_admin
 from server.errors import ApiError, invalid, not_found
 from server.services import campaign_stats, campaigns
 from server.services.recipient_import import MAX_ERRORS_LISTED, ImportResult, from_csv, from_json
+from server.state import AppState
 from store.ids import parse_id
 from store.models import Campaign, CampaignRecipient
 
@@ -78,16 +79,26 @@ async def _parsed(source: str, value: Any) -> tuple[str, Any]:
     return "people", result
 
 
-async def _contact_ids_from(
-    session: AsyncSession, source: str, value: Any
+async def _recipient_ids(
+    state: AppState, body: str, parsed: tuple[str, Any]
 ) -> tuple[list[int], int]:
-    """The contacts a (`_parsed`) recipient source names (created if new), and how many rows
-    merged."""
-    if source == "contact_ids":
-        return await campaigns.existing_contact_ids(session, value), 0
-    if source == "filter":
-        return await campaigns.filtered_contact_ids(session, value), 0
-    return await campaigns.ensure_contacts(session, value.recipients), value.duplicates
+    """The contacts a (`_parsed`) recipient source names, and how many rows merged.
+
+    Every merge field of `body` is checked on a read before anything is written, so a refused
+    list adds nobody; the people an import names are then created or filled in, in chunks.
+    """
+    source, value = parsed
+    async with state.reading() as session:
+        if source == "people":
+            await campaigns.check_import_merge_fields(session, body, value.recipients)
+        else:
+            if source == "contact_ids":
+                contact_ids = await campaigns.existing_contact_ids(session, value)
+            else:
+                contact_ids = await campaigns.filtered_contact_ids(session, value)
+            await campaigns.check_merge_fields(session, body, contact_ids)
+            return contact_ids, 0
+    return await campaigns.import_people(state, value.recipients), value.duplicates
 
 
 def _one_source(data: dict[str, Any]) -> tuple[str, Any] | None:
@@ -124,9 +135,12 @@ async def create_campaign(request: Request) -> JSONResponse:
     start_at = campaigns.check_start_at(data.get("start_at"))
     source = _one_source(data)
     parsed = await _parsed(*source) if source else None
-    async with app_state(request).transaction() as session:
+    state = app_state(request)
+    async with state.reading() as session:
+        await campaigns.blast_service(session, data.get("messaging_service_id"))
+    contact_ids, merged = await _recipient_ids(state, body, parsed) if parsed else ([], 0)
+    async with state.transaction() as session:
         service = await campaigns.blast_service(session, data.get("messaging_service_id"))
-        contact_ids, merged = await _contact_ids_from(session, *parsed) if parsed else ([], 0)
         campaign = await campaigns.create(
             session,
             name=name,
@@ -156,10 +170,14 @@ async def add_recipients(request: Request) -> JSONResponse:
     await require_admin(request)
     campaign_id = path_id(request)
     parsed = await _parsed(*await _upload_source(request))
-    async with app_state(request).transaction() as session:
+    state = app_state(request)
+    async with state.reading() as session:
+        draft = await _campaign(session, campaign_id)
+        campaigns.require_draft(draft)
+    contact_ids, merged = await _recipient_ids(state, draft.body, parsed)
+    async with state.transaction() as session:
         campaign = await campaigns.locked(session, campaign_id)
         campaigns.require_draft(campaign)
-        contact_ids, merged = await _contact_ids_from(session, *parsed)
         added = await campaigns.add_recipients(session, campaign, contact_ids)
         if added.added:
             await campaign_stats.emit_progress(session, campaign)
@@ -235,6 +253,22 @@ async def preview_campaign(request: Request) -> JSONResponse:
         return JSONResponse(await campaigns.preview(session, campaign, limit=int(raw)))
 
 
+async def send_campaign(request: Request) -> JSONResponse:
+    """Send a draft (or schedule it, when its start is ahead) once every recipient has a value
+    for every merge field: checked on a read, before the short write that starts it."""
+    await require_admin(request)
+    campaign_id = path_id(request)
+    state = app_state(request)
+    async with state.reading() as session:
+        draft = await _campaign(session, campaign_id)
+        await campaigns.check_recipients_merge_fields(session, draft)
+    async with state.transaction() as session:
+        campaign = await campaigns.locked(session, campaign_id)
+        await campaigns.start(session, campaign)
+        answer = await _full_view(session, campaign)
+    return JSONResponse(answer)
+
+
 def _transition(action: Any) -> Any:
     async def endpoint(request: Request) -> JSONResponse:
         await require_admin(request)
@@ -257,7 +291,7 @@ routes: list[BaseRoute] = [
     Route(PREFIX + "/{id}/recipients", list_recipients, methods=["GET"]),
     Route(PREFIX + "/{id}/recipients", add_recipients, methods=["POST"]),
     Route(PREFIX + "/{id}/preview", preview_campaign, methods=["GET"]),
-    Route(PREFIX + "/{id}/send", _transition(campaigns.start), methods=["POST"]),
+    Route(PREFIX + "/{id}/send", send_campaign, methods=["POST"]),
     Route(PREFIX + "/{id}/pause", _transition(campaigns.pause), methods=["POST"]),
     Route(PREFIX + "/{id}/resume", _transition(campaigns.resume), methods=["POST"]),
     Route(PREFIX + "/{id}/cancel", _transition(campaigns.cancel), methods=["POST"]),

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from server.routes import campaigns as campaign_routes
+from server.services import campaigns
 from store.models import Contact, MessagingService
 from tests.support.live_server import LiveServer
-from tests.support.messaging import transactions_of
+from tests.support.messaging import inbound_params, signed_post, transactions_of
 from tests.worker.support import Blast, add_contacts, phone
 
 CAMPAIGNS = "/api/v1/campaigns"
@@ -197,6 +199,115 @@ async def test_a_csv_sent_as_json_text_may_be_larger_than_other_json_bodies(
     assert late.first_name == "Late"
 
 
+async def post_csv(
+    http: httpx.AsyncClient, blast: Blast, campaign_id: int, csv_text: str
+) -> httpx.Response:
+    return await http.post(
+        f"{CAMPAIGNS}/{campaign_id}/recipients",
+        content=csv_text,
+        headers={**blast.auth, "Content-Type": "text/csv"},
+    )
+
+
+async def recipient_phones(http: httpx.AsyncClient, blast: Blast, campaign_id: int) -> list[str]:
+    listed = await http.get(f"{CAMPAIGNS}/{campaign_id}/recipients", headers=blast.auth)
+    return [item["contact"]["phone"] for item in listed.json()["items"]]
+
+
+async def test_an_import_is_checked_before_anything_is_written_then_written_in_chunks(
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
+    blast: Blast,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Merge fields are judged on the values the import will leave each person with, before
+    any write: a refused list creates and changes nobody. An accepted one is written a few
+    contacts per transaction and keeps its order."""
+    monkeypatch.setattr(campaigns, "IMPORT_CHUNK", 2)
+    state = twilio_server.state
+    [no_grade] = await add_contacts(state, 1, start=2000)
+    [graded] = await add_contacts(state, 1, start=2001, fields={"grade": "9"})
+    created = await post(twilio_http, blast, **draft(blast, body="Hi {first_name} ({grade})"))
+    campaign_id = created.json()["id"]
+    rows = (
+        "phone,first_name,grade\n"
+        "6175552000,,11\n"  # known, given a grade by this import
+        "6175552001,Bea,\n"  # known, keeps grade 9 (a blank changes nothing)
+        "6175550300,Cy,10\n"  # new
+    )
+    with transactions_of(state, "begin") as begun:
+        refused = await post_csv(twilio_http, blast, campaign_id, rows + "6175550301,Di,\n")
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["missing"] == [
+        {"contact_id": None, "phone": "+16175550301", "name": "Di", "fields": ["grade"]}
+    ]
+    if state.engine is not state.read_engine:  # SQLite: its write engine, its one write lock
+        assert begun == []
+    async with state.reading() as session:
+        new = await session.scalars(select(Contact).where(Contact.phone.like("+161755503%")))
+        assert new.all() == []
+        first = await session.get(Contact, no_grade)
+        assert first is not None and first.fields == {}
+
+    more = "6175550301,Di,12\n6175550302,Ed,12\n"
+    with transactions_of(state, "commit") as committed:
+        accepted = await post_csv(twilio_http, blast, campaign_id, rows + more)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["added"] == 5
+    if state.engine is not state.read_engine:
+        assert len(committed) == 3 + 1  # 5 people 2 at a time, then the recipients
+    assert await recipient_phones(twilio_http, blast, campaign_id) == [
+        "+16175552000",
+        "+16175552001",
+        "+16175550300",
+        "+16175550301",
+        "+16175550302",
+    ]
+    preview = await twilio_http.get(f"{CAMPAIGNS}/{campaign_id}/preview", headers=blast.auth)
+    assert [item["body"] for item in preview.json()["items"]] == [
+        "Hi First0 (11)",
+        "Hi Bea (9)",
+        "Hi Cy (10)",
+        "Hi Di (12)",
+        "Hi Ed (12)",
+    ]
+    assert (await contact(twilio_server, "+16175552001")).id == graded
+
+
+async def test_inbound_texts_are_stored_while_a_big_import_runs_not_after_it(
+    twilio_server: LiveServer,
+    twilio_http: httpx.AsyncClient,
+    blast: Blast,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On SQLite a write transaction holds the database's one write lock: an import written
+    in one would keep every inbound webhook waiting until it ends. Written in chunks, the
+    contacts of texts arriving meanwhile are made between the import's."""
+    monkeypatch.setattr(campaigns, "IMPORT_CHUNK", 50)
+    csv_text = "phone,first_name\n" + "".join(f"61755{40000 + i},P{i}\n" for i in range(1500))
+    importing = asyncio.create_task(
+        post(twilio_http, blast, **draft(blast, body="Hi {first_name}"), csv=csv_text)
+    )
+    senders: list[str] = []
+    while not importing.done():
+        senders.append(f"+1617556{len(senders):04d}")
+        params = inbound_params(senders[-1], blast.number, "Is the open day still on?")
+        answer = await signed_post(twilio_http, twilio_server.settings, "/twilio/messages", params)
+        assert answer.status_code == 200
+    assert (await importing).status_code == 201
+    async with twilio_server.state.reading() as session:
+        imported = (
+            await session.execute(
+                select(func.min(Contact.id), func.max(Contact.id)).where(
+                    Contact.phone.like("+161755%"), Contact.first_name.like("P%")
+                )
+            )
+        ).one()
+        texted = await session.scalars(select(Contact.id).where(Contact.phone.in_(senders)))
+        between = [i for i in texted if imported[0] < i < imported[1]]
+    assert between, f"no text was stored while the import ran (imported ids {imported})"
+
+
 async def test_an_oversized_csv_is_refused_as_it_arrives_and_adds_nothing(
     twilio_server: LiveServer,
     twilio_http: httpx.AsyncClient,
@@ -363,3 +474,22 @@ async def test_sending_needs_a_draft_with_recipients(
     more = await post(twilio_http, blast, f"/{ready['id']}/recipients", contact_ids=ids)
     assert (more.status_code, more.json()["error"]) == (409, "not_draft")
     assert phone(2000) == (await contact(twilio_server, phone(2000))).phone
+
+
+async def test_sending_checks_merge_fields_again_on_the_recipients_as_they_are_now(
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
+) -> None:
+    ids = await add_contacts(twilio_server.state, 3, fields={"school": "Elm High"})
+    body = "Hi {first_name}, see you at {school}!"
+    ready = (await post(twilio_http, blast, **draft(blast, body=body), contact_ids=ids)).json()
+    corrected = await twilio_http.patch(
+        f"/api/v1/contacts/{ids[1]}", json={"fields": {}}, headers=blast.auth
+    )
+    assert corrected.status_code == 200, corrected.text
+    refused = await post(twilio_http, blast, f"/{ready['id']}/send")
+    assert refused.status_code == 422
+    assert refused.json()["missing"] == [
+        {"contact_id": ids[1], "phone": phone(2001), "name": "First1 Last1", "fields": ["school"]}
+    ]
+    shown = await twilio_http.get(f"{CAMPAIGNS}/{ready['id']}", headers=blast.auth)
+    assert shown.json()["status"] == "draft"
