@@ -3,7 +3,10 @@ processes reach against the Twilio stand-in with the throttle out of the way.
 
 Enqueueing goes through the HTTP API of a server on the benchmark's database: a CSV upload of
 new people (contacts created, numbers normalised, recipients inserted, merge fields checked),
-then a `contact_ids` campaign of the same, now existing contacts. Dispatching runs 1, then 2
+then a `contact_ids` campaign of the same, now existing contacts, then sending the first (the
+merge fields of every recipient checked again). Meanwhile a probe makes a small write every
+10 ms in the server's process; its longest wait is what an inbound webhook would have waited
+(on SQLite, every write waits for the one write lock). Dispatching runs 1, then 2
 `switchboard worker` child processes on a campaign at 10,000 messages per second (unthrottled
 in effect), the stand-in answering like Twilio; the rate is messages over the time from the
 first request the stand-in saw to the last. The run fails if anyone is sent to twice or a
@@ -21,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,18 +34,22 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
+from sqlalchemy import text
 
 from bench.common import bench_parser, machine_line, print_table
 from bench.switchboard import bench_database, serve_env
 from server.auth import start_session
 from server.services.users import create_user
 from server.settings import Settings
+from server.state import AppState
 from store.models import Inbox, MessagingService, PhoneNumber
 from tests.support.live_server import REPO, LiveServer, start_live_server
 from tests.worker.support import TimedStandIn
 
 UNTHROTTLED = 10_000
-COLUMNS = ("step", "database", "count", "seconds", "per second")
+COLUMNS = ("step", "database", "count", "seconds", "per second", "longest write wait ms")
+PROBE_EVERY = 0.01
+DRAFT = {"name": "Bench", "body": "Hi {first_name}!"}
 
 
 @dataclass
@@ -48,10 +57,44 @@ class Row:
     step: str
     count: int
     seconds: float
+    longest_wait: float | None = None
 
     def cells(self, database: str) -> list[str]:
         rate = self.count / self.seconds if self.seconds else float("inf")
-        return [self.step, database, str(self.count), f"{self.seconds:.2f}", f"{rate:,.0f}"]
+        wait = "" if self.longest_wait is None else f"{self.longest_wait * 1000:,.0f}"
+        return [self.step, database, str(self.count), f"{self.seconds:.2f}", f"{rate:,.0f}", wait]
+
+
+@asynccontextmanager
+async def write_probe(state: AppState) -> AsyncIterator[list[float]]:
+    """A small write every PROBE_EVERY seconds while the block runs; yields the waits."""
+    waits: list[float] = []
+    running = True
+
+    async def probe() -> None:
+        while running:
+            started = time.perf_counter()
+            async with state.transaction() as session:
+                await session.execute(text("UPDATE campaigns SET name = name WHERE id = 0"))
+            waits.append(time.perf_counter() - started)
+            await asyncio.sleep(PROBE_EVERY)
+
+    task = asyncio.create_task(probe())
+    try:
+        yield waits
+    finally:
+        running = False
+        await task
+
+
+async def timed(state: AppState, request: Awaitable[httpx.Response]) -> tuple[Any, float, float]:
+    """The JSON of `request`'s answer, its seconds, and the longest wait of a write meanwhile."""
+    async with write_probe(state) as waits:
+        started = time.perf_counter()
+        response = await request
+        seconds = time.perf_counter() - started
+    response.raise_for_status()
+    return response.json(), seconds, max(waits, default=0.0)
 
 
 async def seed(server: LiveServer) -> tuple[int, str]:
@@ -77,8 +120,8 @@ async def seed(server: LiveServer) -> tuple[int, str]:
 
 
 async def create(http: httpx.AsyncClient, service_id: int, **body: Any) -> dict[str, Any]:
-    payload = {"name": "Bench", "messaging_service_id": service_id, "body": "Hi {first_name}!"}
-    response = await http.post("/api/v1/campaigns", json={**payload, **body})
+    payload = {**DRAFT, "messaging_service_id": service_id, **body}
+    response = await http.post("/api/v1/campaigns", json=payload)
     response.raise_for_status()
     return response.json()
 
@@ -95,30 +138,39 @@ async def contact_ids_of(http: httpx.AsyncClient, campaign_id: int) -> list[int]
             return ids
 
 
-async def enqueue(http: httpx.AsyncClient, service_id: int, count: int) -> tuple[list[Row], int]:
-    """Enqueue `count` new people by CSV, then the same people by contact id."""
+async def enqueue(
+    server: LiveServer, http: httpx.AsyncClient, service_id: int, count: int
+) -> tuple[list[Row], int]:
+    """Enqueue `count` new people by CSV, then the same people by contact id; send the first."""
     csv = "phone,first_name,last_name\n" + "".join(
         f"+1617{2_000_000 + i:07d},First{i},Last{i}\n" for i in range(count)
     )
     draft = await create(http, service_id)
-    started = time.perf_counter()
-    response = await http.post(
-        f"/api/v1/campaigns/{draft['id']}/recipients",
-        content=csv.encode(),
-        headers={"Content-Type": "text/csv"},
+    added, csv_seconds, csv_wait = await timed(
+        server.state,
+        http.post(
+            f"/api/v1/campaigns/{draft['id']}/recipients",
+            content=csv.encode(),
+            headers={"Content-Type": "text/csv"},
+        ),
     )
-    csv_seconds = time.perf_counter() - started
-    response.raise_for_status()
-    assert response.json()["total"] == count, response.json()
+    assert added["total"] == count, added
 
     contact_ids = await contact_ids_of(http, draft["id"])
-    started = time.perf_counter()
-    by_id = await create(http, service_id, contact_ids=contact_ids)
-    ids_seconds = time.perf_counter() - started
+    payload = {**DRAFT, "messaging_service_id": service_id, "contact_ids": contact_ids}
+    by_id, ids_seconds, ids_wait = await timed(
+        server.state, http.post("/api/v1/campaigns", json=payload)
+    )
     assert by_id["counts"]["total"] == count
+    sent, send_seconds, send_wait = await timed(
+        server.state, http.post(f"/api/v1/campaigns/{draft['id']}/send")
+    )
+    assert sent["status"] == "sending", sent
+    (await http.post(f"/api/v1/campaigns/{draft['id']}/cancel")).raise_for_status()
     rows = [
-        Row("enqueue: CSV upload of new people", count, csv_seconds),
-        Row("enqueue: contact_ids of existing people", count, ids_seconds),
+        Row("enqueue: CSV upload of new people", count, csv_seconds, csv_wait),
+        Row("enqueue: contact_ids of existing people", count, ids_seconds, ids_wait),
+        Row("send: merge fields checked, started", count, send_seconds, send_wait),
     ]
     return rows, by_id["id"]
 
@@ -195,7 +247,7 @@ async def run(kind: str, recipients: int, dispatched: int, workdir: Path) -> lis
             async with httpx.AsyncClient(
                 base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=600
             ) as http:
-                rows, campaign_id = await enqueue(http, service_id, recipients)
+                rows, campaign_id = await enqueue(server, http, service_id, recipients)
                 contact_ids = (await contact_ids_of(http, campaign_id))[:dispatched]
                 for workers in (1, 2):
                     rows.append(
