@@ -188,7 +188,9 @@ async def test_two_worker_processes_send_1000_once_each_throttled_skipping_opt_o
     assert counts["failed"] == counts["unknown"] == counts["queued"] == 0
 
     # Both workers took part, and together they held the rate: no second carried more than
-    # the rate (with a little slack for network jitter), and the whole took as long as it must.
+    # the throttle's bound, (1 + late_seconds) × rate, and the whole took as long as it must.
+    # The stand-in notes arrivals on this process's loop, which the API server shares: a stall
+    # there bunches them by up to a tenth of a second more.
     async with twilio_server.state.reading() as session:
         claimants = set(
             (
@@ -199,7 +201,7 @@ async def test_two_worker_processes_send_1000_once_each_throttled_skipping_opt_o
         )
     assert len(claimants) == 2
     arrivals = [moment for moment, _ in standin.arrivals]
-    assert busiest_second(arrivals) <= rate * 1.15
+    assert busiest_second(arrivals) <= rate * (1 + sending.SendOptions().late_seconds + 0.1)
     assert max(arrivals) - min(arrivals) >= (950 - 1) / rate * 0.9
 
 
