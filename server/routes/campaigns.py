@@ -55,8 +55,12 @@ async def _full_view(session: AsyncSession, campaign: Campaign) -> dict[str, Any
 
 
 def _bad_rows(result: ImportResult) -> ApiError:
-    where = "line" if result.errors and "line" in result.errors[0] else "index"
-    first = "; ".join(f"{where} {e[where]}: {e['error']}" for e in result.errors[:5])
+    # A CSV's rows by line; a list's items counted from 1, as a person counts (the errors
+    # themselves keep the 0-based `index` of the JSON array).
+    first = "; ".join(
+        f"line {e['line']}: {e['error']}" if "line" in e else f"item {e['index'] + 1}: {e['error']}"
+        for e in result.errors[:5]
+    )
     return ApiError(
         422,
         "invalid_recipients",

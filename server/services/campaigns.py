@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, Select, bindparam, literal, null, select, true, update
@@ -44,11 +44,11 @@ from store.models import (
 )
 
 CHUNK = 500
-# Rows per execution of a statement executed many.
-EXECUTE_MANY = 5000
 # Contacts an import creates or fills in per write transaction (about 50 ms of it on SQLite).
 IMPORT_CHUNK = 2000
 MAX_RATE = 10_000.0
+# A start this little in the past (a clock a little behind, a minute-precise form) means now.
+START_AT_SLACK = timedelta(minutes=5)
 MISSING_LISTED = 100
 RECIPIENT_STATES = (
     "pending",
@@ -176,7 +176,7 @@ async def ensure_contacts(session: AsyncSession, inputs: Sequence[RecipientInput
     now = utcnow()
     changes = []
     for phone, row in known.items():
-        filled = filled_in(row, by_phone[phone])
+        filled = _filled_in(row, by_phone[phone])
         if any(getattr(filled, name) != getattr(row, name) for name in _FILLED_IN):
             values = {name: getattr(filled, name) for name in _FILLED_IN}
             changes.append({**values, "contact_id": row.id, "updated_at": now})
@@ -234,7 +234,7 @@ async def _known_by_phone(session: AsyncSession, phones: Sequence[str]) -> dict[
     return known
 
 
-def filled_in(known: ContactValues, item: RecipientInput) -> RecipientInput:
+def _filled_in(known: ContactValues, item: RecipientInput) -> RecipientInput:
     """A known contact's values once an import fills it in: blanks change nothing, fields
     given are merged into its fields."""
     return RecipientInput(
@@ -303,6 +303,7 @@ async def add_recipients(
     # One INSERT … SELECT over the ids passed as one value: the rows are made by the database,
     # not one by one in Python (100,000 took half a second that way, SQLite's write lock held).
     given = sql.id_table(session, contact_ids)
+    # WHERE true: SQLite would read ON CONFLICT as part of a bare SELECT's join.
     rows = select(literal(campaign.id), given.c.id, literal("pending")).where(true())
     insert_recipients = (
         sql.insert(session, CampaignRecipient.__table__)
@@ -362,7 +363,7 @@ async def check_import_merge_fields(
     _refuse_missing(
         body,
         [
-            (known[person.phone].id, filled_in(known[person.phone], person))
+            (known[person.phone].id, _filled_in(known[person.phone], person))
             if person.phone in known
             else (None, person)
             for person in people
@@ -483,6 +484,10 @@ def check_start_at(value: Any) -> datetime | None:
         raise invalid("start_at must be an ISO 8601 time with a zone") from None
     if moment.tzinfo is None:
         raise invalid("start_at needs a time zone (e.g. a trailing Z for UTC)")
+    if moment < utcnow() - START_AT_SLACK:
+        raise invalid(
+            f"start_at {value} is in the past: give a time ahead, or none to send when told"
+        )
     return moment
 
 

@@ -101,6 +101,7 @@ async def test_recipients_given_as_data_are_normalised_merged_and_saved_on_conta
     assert bad.status_code == 422
     assert bad.json()["error"] == "invalid_recipients"
     assert [e["index"] for e in bad.json()["errors"]] == [1, 2]
+    assert "item 2: not a phone number: 'not a number'" in bad.json()["detail"]
     async with twilio_server.state.reading() as session:
         assert await session.scalar(select(Contact).where(Contact.phone == "+16175550102")) is None
 
@@ -398,6 +399,7 @@ async def test_bad_input_gets_clear_errors(
         ({"body": "hi", "rate_per_second": 0}, 422),
         ({"body": "hi", "start_at": "2030-01-01T09:00:00"}, 422),
         ({"body": "hi", "start_at": "soon"}, 422),
+        ({"body": "hi", "start_at": "2020-01-01T09:00:00Z"}, 422),
         ({"body": ""}, 422),
         ({"body": "hi", "colour": "red"}, 422),
         ({"body": "hi", "contact_ids": [1], "filter": {"all": True}}, 422),
