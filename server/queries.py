@@ -214,11 +214,22 @@ async def get_inbox(session: AsyncSession, user: User, inbox_id: int) -> dict[st
 async def routing_warnings(
     session: AsyncSession, inbox_ids: Sequence[int]
 ) -> dict[int, list[dict[str, Any]]]:
-    """Per inbox: a `mixed_purpose` warning for each messaging service of its numbers that is
-    meant for blasts or used by campaigns (1:1 and blast numbers belong in separate services)."""
+    """Per inbox that also has 1:1 numbers: a `mixed_purpose` warning for each messaging
+    service of its numbers that is meant for blasts or used by campaigns (1:1 and blast numbers
+    belong in separate services). An inbox of blast numbers alone, where campaign replies are
+    meant to land, is not warned about."""
     found: dict[int, list[dict[str, Any]]] = {iid: [] for iid in inbox_ids}
     if not inbox_ids:
         return found
+    with_one_to_one = set(
+        (
+            await session.scalars(
+                select(PhoneNumber.inbox_id)
+                .join(MessagingService, MessagingService.id == PhoneNumber.messaging_service_id)
+                .where(PhoneNumber.inbox_id.in_(inbox_ids), MessagingService.purpose != "blast")
+            )
+        ).all()
+    )
     campaigns = exists().where(Campaign.messaging_service_id == MessagingService.id)
     stmt = (
         select(PhoneNumber.inbox_id, MessagingService, campaigns)
@@ -231,6 +242,8 @@ async def routing_warnings(
         .order_by(PhoneNumber.inbox_id, MessagingService.id)
     )
     for inbox_id, service, used_by_campaigns in (await session.execute(stmt)).all():
+        if inbox_id not in with_one_to_one:
+            continue
         why = "is used by campaigns" if used_by_campaigns else "is meant for blasts"
         found[inbox_id].append(
             {

@@ -106,6 +106,16 @@ async def test_phone_numbers_routing_and_mixed_purpose_warnings(
     )
     assert unrouted.status_code == 200 and unrouted.json()["inbox_id"] is None
     assert unrouted.json()["warnings"] == []
+
+    # Routed to an inbox of its own, as advised, a blast number warns of nothing.
+    replies = await call(http, world, "POST", "/api/v1/inboxes", {"name": "Campaign replies"})
+    own = await call(
+        http, world, "PATCH", f"/api/v1/phone-numbers/{spare}", {"inbox_id": replies.json()["id"]}
+    )
+    assert own.status_code == 200 and own.json()["warnings"] == []
+    inboxes = (await call(http, world, "GET", "/api/v1/inboxes")).json()["items"]
+    assert [i["warnings"] for i in inboxes if i["id"] == replies.json()["id"]] == [[]]
+    await call(http, world, "PATCH", f"/api/v1/phone-numbers/{spare}", {"inbox_id": None})
     missing = await call(http, world, "PATCH", f"/api/v1/phone-numbers/{spare}", {})
     assert missing.status_code == 422 and missing.json()["field"] == "inbox_id"
     listed = await call(
