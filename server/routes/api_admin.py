@@ -130,18 +130,28 @@ def _notifications(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def _recipients(value: Any) -> str | list[str]:
-    problem = 'notifications.to must be "members" or a list of email addresses'
     if value == "members":
         return value
-    if not isinstance(value, list) or not value or len(value) > MAX_NOTIFY_ADDRESSES:
-        raise invalid(problem, field="notifications.to")
+    if not isinstance(value, list) or not value:
+        raise invalid(
+            'notifications.to must be "members" or a list of email addresses',
+            field="notifications.to",
+        )
+    if len(value) > MAX_NOTIFY_ADDRESSES:
+        raise invalid(
+            f"notifications.to: at most {MAX_NOTIFY_ADDRESSES} addresses",
+            field="notifications.to",
+        )
     addresses: list[str] = []
     for item in value:
-        if not isinstance(item, str) or not re.fullmatch(r"[^@\s,<>]+@[^@\s,<>]+", item.strip()):
-            raise invalid(problem, field="notifications.to")
-        if len(item.strip()) > 320:
-            raise invalid(problem, field="notifications.to")
-        addresses.append(item.strip())
+        address = item.strip() if isinstance(item, str) else item
+        if (
+            not isinstance(address, str)
+            or len(address) > 320
+            or not re.fullmatch(r"[^@\s,<>]+@[^@\s,<>]+", address)
+        ):
+            raise invalid(f"not an email address: {item!r}", field="notifications.to")
+        addresses.append(address)
     return addresses
 
 

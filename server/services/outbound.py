@@ -123,8 +123,9 @@ async def _send(
             raise ApiError(
                 409,
                 "opted_out",
-                f"{contact.phone} has opted out of messages from {number.number}'s "
-                "messaging service",
+                f"{contact.display_name} opted out of texts from "
+                f"{number.messaging_service.name} (they replied STOP); they have to text "
+                f"START to one of its numbers before anyone can text them again",
             )
         service_sid = number.messaging_service.sid
         message = Message(

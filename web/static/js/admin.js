@@ -2,7 +2,7 @@
 // page again as the server sees it. Forms say what to call in data attributes:
 //   <form data-api="POST /api/v1/inboxes" data-then="/admin/inboxes/{id}">  (else: reload)
 //   <button data-api-click="PATCH /api/v1/users/3" data-body='{"active":false}' data-confirm="…">
-//   <select data-api-change="PATCH /api/v1/phone-numbers/4" data-field="inbox_id">
+//   <select data-api-change="PATCH /api/v1/phone-numbers/4" data-field="inbox_id" data-confirm="…">
 
 import { $$, api, formError } from "./dom.js";
 import { campaignBody, recipientSource } from "./campaign.js";
@@ -21,19 +21,29 @@ function valueOf(field) {
   return field.value;
 }
 
+/** A form's fields as a body; with data-omit-empty, a field left blank is not sent (a
+ * password left blank keeps the old one). */
 function collect(form) {
   const body = {};
+  const omitEmpty = "omitEmpty" in form.dataset;
   for (const field of form.elements) {
     if (!field.name || field.disabled || field.type === "submit") continue;
     if (field.type === "radio" && !field.checked) continue;
+    if (omitEmpty && field.value === "") continue;
     body[field.name] = valueOf(field);
   }
   return body;
 }
 
+const MAX_ALERT_MINUTES = 10080; // a week, the API's limit
+
 /** The email-alerts form speaks in minutes and a members/list choice. */
 function notificationsBody(form) {
   const fields = collect(form);
+  const minutes = Number(fields.delay_minutes);
+  if (fields.delay_minutes === "" || !Number.isInteger(minutes) || minutes < 1 || minutes > MAX_ALERT_MINUTES) {
+    throw new Error(`The minutes must be a whole number from 1 to ${MAX_ALERT_MINUTES} (a week).`);
+  }
   const addresses = String(fields.addresses || "")
     .split(/[\s,;]+/)
     .map((a) => a.trim())
@@ -41,7 +51,7 @@ function notificationsBody(form) {
   return {
     notifications: {
       enabled: Boolean(fields.enabled),
-      delay_seconds: Math.max(1, Math.round(Number(fields.delay_minutes) || 1)) * 60,
+      delay_seconds: minutes * 60,
       to: fields.to_kind === "members" ? "members" : addresses,
     },
   };
@@ -65,6 +75,8 @@ async function submitForm(form) {
   const button = form.querySelector('[type="submit"]');
   if (button) button.disabled = true;
   formError(form, "");
+  const saved = form.querySelector("[data-form-ok]");
+  if (saved) saved.hidden = true;
   try {
     let body = await bodyOf(form);
     // A field marked data-path-param fills {its name} in the path instead of the body.
@@ -77,7 +89,11 @@ async function submitForm(form) {
     const answer = await api(method, path, body);
     const then = form.dataset.then;
     if (then) window.location.assign(then.replace("{id}", answer && answer.id));
-    else window.location.reload();
+    else if (saved) {
+      // The form already shows what was saved: say so, and stay.
+      saved.hidden = false;
+      if (button) button.disabled = false;
+    } else window.location.reload();
   } catch (error) {
     formError(form, error.message);
     if (button) button.disabled = false;
@@ -111,6 +127,10 @@ export function initAdmin() {
     let saved = select.value;
     const status = select.parentElement.querySelector("[data-change-status]");
     select.addEventListener("change", async () => {
+      if (select.dataset.confirm && !window.confirm(select.dataset.confirm)) {
+        select.value = saved;
+        return;
+      }
       const [method, path] = splitCall(select.dataset.apiChange);
       const field = select.dataset.field;
       const value = field.endsWith("_id") ? (select.value === "" ? null : Number(select.value)) : select.value;

@@ -278,7 +278,7 @@ export function initThread({ live, on, onOpen }) {
   }
   function optedOutReason() {
     const service = state.service || "this messaging service";
-    return `They opted out of texts from ${service} (they replied STOP). They have to text START to a ${service} number before anyone can message them again.`;
+    return `They opted out of texts from ${service} (they replied STOP). They have to text START to one of its numbers before anyone can message them again.`;
   }
   function unblock() {
     blocked.hidden = true;
