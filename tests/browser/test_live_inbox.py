@@ -232,6 +232,21 @@ async def test_being_added_to_an_inbox_shows_it_at_once(
     await expect(ben.get_by_text("Are you there?")).to_be_visible(timeout=LIVE)
 
 
+async def test_an_empty_inbox_offers_its_first_text_when_it_arrives(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
+    await ann.goto(f"{live_server.base_url}/inboxes/{team.inbox}")
+    await live_ready(ann)
+    await expect(ann.locator("[data-empty-title]")).to_have_text("No conversations yet")
+    await mark_no_reload(ann)
+    await text_in(live_server, MARIA, team.number, "Is anyone there?")
+    await expect(ann.locator(".conv")).to_contain_text("Is anyone there?", timeout=LIVE)
+    await expect(ann.locator("[data-empty-title]")).to_have_text("Pick a conversation")
+    await expect(ann.locator("[data-empty-text]")).to_have_text("Its messages will show here.")
+    await assert_not_reloaded(ann)
+
+
 async def test_long_lists_and_threads_load_more_as_you_scroll(
     contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:

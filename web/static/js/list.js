@@ -102,6 +102,11 @@ export function initList({ on }) {
       foot.textContent = filter === "unread" ? "Nothing unread — you're all caught up." : "No conversations yet.";
     } else {
       foot.textContent = cursor ? "Loading more…" : "";
+      // The pane said there was nothing yet; now there is something to pick.
+      const title = $("[data-empty-title]");
+      if (title) title.textContent = "Pick a conversation";
+      const text = $("[data-empty-text]");
+      if (text) text.textContent = "Its messages will show here.";
     }
   }
 
