@@ -395,6 +395,11 @@ async def test_campaign_from_draft_to_done_with_live_progress(
         await expect(dana.locator('[data-count="delivered"]')).to_have_text("2", timeout=LIVE)
         await expect(dana.locator('[data-figure="delivery_rate"]')).to_have_text("100%")
         await expect(dana.get_by_role("button", name="Send now")).to_be_hidden()
+        # The list of recipients follows too: nobody is left "Waiting" once it is done.
+        fates = card(dana, "Recipients").locator("[data-recipients] li .pill")
+        await expect(fates.filter(has_text="Delivered")).to_have_count(2, timeout=LIVE)
+        await expect(fates.filter(has_text="Skipped: opted out")).to_have_count(1)
+        await expect(fates.filter(has_text="Waiting")).to_have_count(0)
         await assert_not_reloaded(dana)
 
         # Who it went to, and how each fared: the opted-out contact was skipped (its figure

@@ -115,6 +115,30 @@ function pickAudienceOnUse(form) {
   });
 }
 
+// The recipients card follows the sending: after progress, its list is taken again from the
+// page as the server renders it now, at most once per REFRESH_MS.
+const REFRESH_MS = 2000;
+let refreshing = null;
+
+function refreshRecipientsSoon() {
+  if (refreshing) return;
+  refreshing = setTimeout(async () => {
+    try {
+      const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
+      if (!response.ok) return;
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      const list = '[aria-labelledby="recipients-title"] .card__body';
+      const now = $(list);
+      const next = fresh.querySelector(list);
+      if (now && next) now.replaceWith(document.importNode(next, true));
+    } catch (error) {
+      /* offline for a moment: the next progress tries again */
+    } finally {
+      refreshing = null;
+    }
+  }, REFRESH_MS);
+}
+
 export function initCampaign({ on }) {
   const textarea = $("form[data-campaign] [data-composer-body]");
   if (textarea) bindCounter(textarea, $("form[data-campaign] [data-counter]"));
@@ -123,6 +147,9 @@ export function initCampaign({ on }) {
   const pill = $("[data-campaign-status]");
   if (pill) showActions(pill.dataset.campaignStatus);
   on((channel, type, data) => {
-    if (channel === boot.campaign.channel && type === "campaign.progress") applyProgress(data);
+    if (channel === boot.campaign.channel && type === "campaign.progress") {
+      applyProgress(data);
+      refreshRecipientsSoon();
+    }
   });
 }
