@@ -149,15 +149,17 @@ async def contact_page(request: Request, viewer: Viewer, session: AsyncSession) 
     user = viewer.user
     record = await queries.get_contact(session, user, path_id(request))
     options = await sending_options(session, user, record)
+    services = await service_states(session, user, record)
     context = {
         "page": "contact",
         "contact": record,
         "inbox_names": {i["id"]: i["name"] for i in await queries.visible_inboxes(session, user)},
-        "services": await service_states(session, user, record),
+        "services": services,
         "options": options,
         "people": await people_names(session),
     }
-    boot = {"contact": {"id": record["id"], "options": options}}
+    opted_out_of = [service["name"] for service in services if service["opted_out"]]
+    boot = {"contact": {"id": record["id"], "options": options, "opted_out_of": opted_out_of}}
     return await render(request, viewer, session, "contact.html", context, boot=boot)
 
 

@@ -214,6 +214,38 @@ async def test_contact_record_shows_details_and_sends_from_a_chosen_inbox(
     )
     await expect(ann.get_by_role("button", name="Send")).to_be_disabled()
 
+    # A STOP holds for its own service: from an inbox of another, the text may go, but the
+    # page says they asked to stop.
+    async with httpx.AsyncClient(base_url=live_server.base_url, headers=team.auth()) as http:
+        replies = (await http.post("/api/v1/inboxes", json={"name": "Campaign replies"})).json()
+        member = f"/api/v1/inboxes/{replies['id']}/members/{team.users['ann']}"
+        assert (await http.put(member)).status_code == 201
+        await add_blast_service(live_server, team)
+        services = (await http.get("/api/v1/messaging-services")).json()["items"]
+        [blast] = [service["id"] for service in services if service["purpose"] == "blast"]
+        routed = await http.post(
+            "/api/v1/phone-numbers",
+            json={
+                "number": "+14155550190",
+                "sid": "PN" + "f" * 32,
+                "messaging_service_id": blast,
+                "inbox_id": replies["id"],
+            },
+        )
+        assert routed.status_code == 201, routed.text
+    await ann.reload()
+    await (
+        card(ann, "Send a text")
+        .get_by_label("From inbox")
+        .select_option(label="Campaign replies · (415) 555-0190")
+    )
+    await expect(ann.locator("[data-send-blocked]")).to_be_hidden()
+    await expect(ann.locator("[data-send-caution]")).to_have_text(
+        "They replied STOP to Admissions 1:1. This text goes from Spring blasts, which they have"
+        " not opted out of: be sure they want it."
+    )
+    await expect(ann.get_by_role("button", name="Send")).to_be_enabled()
+
 
 async def test_staff_find_their_contacts_and_text_a_new_number(
     contexts: Contexts, live_server: LiveServer, team: Team

@@ -64,6 +64,8 @@ export function initContact() {
   const textarea = $("[data-composer-body]", form);
   const button = $("[data-send]", form);
   const blocked = $("[data-send-blocked]", form);
+  const caution = $("[data-send-caution]", form);
+  const optedOutOf = boot.contact.opted_out_of || [];
   bindCounter(textarea, $("[data-counter]", form));
 
   const refresh = () => {
@@ -74,6 +76,14 @@ export function initContact() {
       const service = option.service || "this messaging service";
       $("[data-send-blocked-text]", blocked).textContent =
         `Opted out of texts from ${service} (replied STOP): nobody can text them from ${option.inbox} until they text START.`;
+    }
+    // A STOP holds for its own messaging service only: sending from another is allowed, but
+    // staff should know they asked to stop.
+    const elsewhere = out ? [] : optedOutOf.filter((name) => !option || name !== option.service);
+    caution.hidden = !elsewhere.length;
+    if (elsewhere.length) {
+      $("[data-send-caution-text]", caution).textContent =
+        `They replied STOP to ${elsewhere.join(", ")}. This text goes from ${option.service}, which they have not opted out of: be sure they want it.`;
     }
     button.disabled = Boolean(out);
     textarea.disabled = Boolean(out);
