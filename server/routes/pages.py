@@ -130,6 +130,7 @@ async def thread_page(request: Request, viewer: Viewer, session: AsyncSession) -
         "thread": {
             "id": conversation_id,
             "inbox_id": inbox_id,
+            "unrouted": inbox["is_unrouted"],
             "contact": conversation["contact"],
             "older_cursor": messages.next_cursor,
             "readers": await readers_of(session, conversation_id),

@@ -313,3 +313,17 @@ async def test_texts_to_an_unrouted_number_reach_admins_only(
     await ann.reload()
     assert "Unrouted" not in await ann.locator("#sidebar").inner_text()
     assert "Is anyone there?" not in await ann.content()
+
+    # In the thread, each text says which of our numbers it was sent to (Unrouted gathers
+    # texts to many), and the page says how to answer: route the number.
+    await dana.locator(".conv", has_text="Is anyone there?").click()
+    await dana.wait_for_selector('body[data-page="thread"]')
+    await live_ready(dana)
+    await expect(dana.locator(".msg--in [data-slot=to]")).to_have_text("to (415) 555-0999")
+    await expect(dana.locator("[data-composer-blocked]")).to_contain_text(
+        "These texts came to numbers routed to no inbox"
+    )
+    await text_in(live_server, MARIA, "+14155550998", "Or at this number?")
+    await expect(dana.locator(".msg--in [data-slot=to]")).to_have_text(
+        ["to (415) 555-0999", "to (415) 555-0998"], timeout=LIVE
+    )

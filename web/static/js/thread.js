@@ -16,6 +16,7 @@ import {
   listNames,
   parseTime,
   personName,
+  prettyPhone,
   setAvatar,
   slot,
 } from "./dom.js";
@@ -112,6 +113,7 @@ export function initThread({ live, on, onOpen }) {
     const tag = fillSlot(el, "tag", out ? tables.tags[message.tag] || "" : "");
     tag.className = `tag tag--${message.tag}`;
     fillSlot(el, "who", out && message.sent_by ? personName(message.sent_by) : "");
+    fillSlot(el, "to", !out && boot.thread.unrouted ? `to ${prettyPhone(message.to)}` : "");
     const time = slot(el, "time");
     const when = parseTime(message.created_at);
     time.dateTime = message.created_at;
