@@ -197,6 +197,22 @@ async def test_composer_counts_segments_gsm7_and_ucs2(
     await composer.fill("é" * 10 + "😀" * 35)  # an emoji is two UTF-16 units
     await expect(counter).to_contain_text("80 / 134 · 2 segments · Unicode (UCS-2)")
 
+    # A half-written reply survives a reload, counted; once sent, it is gone.
+    await composer.fill("See you on Saturday at")
+    await ann.reload()
+    await live_ready(ann)
+    await expect(composer).to_have_value("See you on Saturday at")
+    await expect(counter).to_have_text("22 / 160 · 1 segment · GSM-7")
+    await composer.press("End")
+    await composer.type(" 10")
+    await ann.get_by_role("button", name="Send").click()
+    await expect(ann.locator(".msg--out .msg__bubble")).to_have_text(
+        "See you on Saturday at 10", timeout=LIVE
+    )
+    await ann.reload()
+    await live_ready(ann)
+    await expect(composer).to_have_value("")
+
 
 async def test_pages_fit_a_phone_and_work_by_keyboard(
     contexts: Contexts, live_server: LiveServer, team: Team

@@ -288,14 +288,33 @@ export function initThread({ live, on, onOpen }) {
   }
 
   if (composer) {
-    bindCounter(textarea, $("[data-counter]", composer));
+    const recount = bindCounter(textarea, $("[data-counter]", composer));
     const grow = () => {
       textarea.style.height = "auto";
       textarea.style.height = `${Math.min(textarea.scrollHeight, window.innerHeight * 0.4)}px`;
     };
+    // A half-written reply outlives a reload or a trip Back, in this tab only (a shared
+    // office computer keeps no one's drafts once the tab is closed).
+    const draftKey = `switchboard:draft:${me}:${conversationId}`;
+    const keepDraft = () => {
+      try {
+        if (textarea.value) sessionStorage.setItem(draftKey, textarea.value);
+        else sessionStorage.removeItem(draftKey);
+      } catch (error) {
+        /* storage full or refused: the draft just is not kept */
+      }
+    };
+    if (!textarea.value) textarea.value = sessionStorage.getItem(draftKey) || "";
+    // The browser may put a form's text back after the scripts ran (Back, reload).
+    window.addEventListener("pageshow", () => {
+      recount();
+      grow();
+    });
+    recount();
     let lastTyping = 0;
     textarea.addEventListener("input", () => {
       grow();
+      keepDraft();
       formError(composer, "");
       const now = Date.now();
       if (textarea.value.trim() && now - lastTyping > TYPING_SEND_EVERY_MS) {
