@@ -111,6 +111,11 @@ SCHEMAS: dict[str, Schema] = {
         sid={"type": "string", "pattern": "^MG[0-9A-Za-z]{1,32}$"},
         purpose={"enum": ["one_to_one", "blast"]},
     ),
+    "MessagingServicePatch": obj(
+        (),
+        name=STRING,
+        sid={"type": "string", "pattern": "^MG[0-9A-Za-z]{1,32}$"},
+    ),
     "PhoneNumber": obj(
         ("id", "sid", "number", "messaging_service_id", "inbox_id"),
         id=ID,
@@ -477,6 +482,16 @@ PATHS: dict[str, dict[str, Any]] = {
             errors=(409,),
         ),
     },
+    f"{V1}/messaging-services/{{id}}": {
+        "patch": operation(
+            "Rename a messaging service or correct its SID (its purpose stays)",
+            who="admin",
+            params=(PATH_ID,),
+            body="MessagingServicePatch",
+            ok=(200, "MessagingService"),
+            errors=(409,),
+        )
+    },
     f"{V1}/phone-numbers": {
         "get": operation(
             "Phone numbers",
@@ -504,7 +519,13 @@ PATHS: dict[str, dict[str, Any]] = {
             params=(PATH_ID,),
             body="PhoneNumberPatch",
             ok=(200, "PhoneNumber"),
-        )
+        ),
+        "delete": operation(
+            "Forget a number: its texts stay; new texts to it land in Unrouted",
+            who="admin",
+            params=(PATH_ID,),
+            ok=(204, None),
+        ),
     },
     f"{V1}/inboxes": {
         "get": operation(

@@ -101,14 +101,20 @@ async def services_page(request: Request, viewer: Viewer, session: AsyncSession)
     services = await _services(session, viewer)
     numbers = await _numbers(session, viewer)
     inboxes = {i["id"]: i for i in await queries.visible_inboxes(session, viewer.user)}
-    usage: dict[int, dict[str, Any]] = {s["id"]: {"numbers": 0, "inboxes": set()} for s in services}
+    usage: dict[int, dict[str, Any]] = {
+        s["id"]: {"numbers": 0, "inboxes": set(), "mixed": False} for s in services
+    }
     for number in numbers:
-        entry = usage.get(number["messaging_service_id"])
+        service_id = number["messaging_service_id"]
+        entry = usage.get(service_id)
         if entry is None:
             continue
         entry["numbers"] += 1
-        if number["inbox_id"] in inboxes:
-            entry["inboxes"].add(inboxes[number["inbox_id"]]["name"])
+        inbox = inboxes.get(number["inbox_id"])
+        if inbox is not None:
+            entry["inboxes"].add(inbox["name"])
+            warned = [w.get("messaging_service_id") for w in inbox.get("warnings", [])]
+            entry["mixed"] = entry["mixed"] or service_id in warned
     context = _admin_context(
         "services",
         services=sorted(services, key=lambda s: s["name"].lower()),

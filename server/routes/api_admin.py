@@ -27,9 +27,9 @@ MAX_NOTIFY_DELAY = 7 * 24 * 3600
 MAX_NOTIFY_ADDRESSES = 50
 
 
-def _sid(fields: Fields, pattern: re.Pattern[str], prefix: str) -> str:
-    sid = fields.text("sid", max_length=34)
-    if not pattern.fullmatch(sid):
+def _sid(fields: Fields, pattern: re.Pattern[str], prefix: str, required: bool = True) -> Any:
+    sid = fields.text("sid", max_length=34, required=required)
+    if sid is not MISSING and not pattern.fullmatch(sid):
         raise invalid(f"sid must look like {prefix}… (letters and digits)", field="sid")
     return sid
 
@@ -62,6 +62,22 @@ async def create_messaging_service(request: Request) -> Response:
     async with app_state(request).transaction() as session:
         service = await admin.create_messaging_service(session, name=name, sid=sid, purpose=purpose)
     return answer(messaging_service_json(service), 201)
+
+
+async def update_messaging_service(request: Request) -> Response:
+    await require_admin(request)
+    service_id = path_id(request)
+    fields = Fields(await json_body(request), ("name", "sid"))
+    name = fields.text("name", required=False)
+    sid = _sid(fields, SERVICE_SID, "MG", required=False)
+    async with app_state(request).transaction() as session:
+        service = await admin.update_messaging_service(
+            session,
+            service_id,
+            name=None if name is MISSING else name,
+            sid=None if sid is MISSING else sid,
+        )
+    return answer(messaging_service_json(service))
 
 
 # --- phone numbers -----------------------------------------------------------------------------
@@ -110,6 +126,14 @@ async def update_phone_number(request: Request) -> Response:
     async with app_state(request).transaction() as session:
         row, warnings = await admin.route_phone_number(session, number_id, inbox_id)
     return answer(_routed_number(row, warnings))
+
+
+async def delete_phone_number(request: Request) -> Response:
+    await require_admin(request)
+    number_id = path_id(request)
+    async with app_state(request).transaction() as session:
+        await admin.remove_phone_number(session, number_id)
+    return no_content()
 
 
 # --- inboxes and members -----------------------------------------------------------------------
@@ -294,7 +318,9 @@ routes: list[BaseRoute] = [
     Route(f"{PREFIX}/messaging-services", create_messaging_service, methods=["POST"]),
     Route(f"{PREFIX}/phone-numbers", list_phone_numbers, methods=["GET"]),
     Route(f"{PREFIX}/phone-numbers", create_phone_number, methods=["POST"]),
+    Route(f"{PREFIX}/messaging-services/{{id}}", update_messaging_service, methods=["PATCH"]),
     Route(f"{PREFIX}/phone-numbers/{{id}}", update_phone_number, methods=["PATCH"]),
+    Route(f"{PREFIX}/phone-numbers/{{id}}", delete_phone_number, methods=["DELETE"]),
     Route(f"{PREFIX}/inboxes", create_inbox, methods=["POST"]),
     Route(f"{PREFIX}/inboxes/{{id}}", update_inbox, methods=["PATCH"]),
     Route(f"{PREFIX}/inboxes/{{id}}/members", list_members, methods=["GET"]),

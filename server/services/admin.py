@@ -50,13 +50,44 @@ def _announce_access_change(state: AppState, session: AsyncSession, user_id: int
 # --- messaging services and numbers ------------------------------------------------------------
 
 
+async def _check_service(
+    session: AsyncSession, *, name: str | None, sid: str | None, except_id: int | None = None
+) -> None:
+    """409 when another messaging service has this SID or (in any case) this name: two
+    services of one name are two identical choices in every form."""
+    others = select(MessagingService.id)
+    if except_id is not None:
+        others = others.where(MessagingService.id != except_id)
+    if sid is not None and await session.scalar(others.where(MessagingService.sid == sid)):
+        raise conflict(f"messaging service {sid} exists already", "sid")
+    same_name = others.where(func.lower(MessagingService.name) == (name or "").lower())
+    if name is not None and await session.scalar(same_name):
+        raise conflict(f"a messaging service named {name!r} exists already", "name")
+
+
 async def create_messaging_service(
     session: AsyncSession, *, name: str, sid: str, purpose: str
 ) -> MessagingService:
-    if await session.scalar(select(MessagingService.id).where(MessagingService.sid == sid)):
-        raise conflict(f"messaging service {sid} exists already", "sid")
+    await _check_service(session, name=name, sid=sid)
     service = MessagingService(name=name, sid=sid, purpose=purpose)
     session.add(service)
+    await _flush_unique(session, f"messaging service {sid} exists already", "sid")
+    return service
+
+
+async def update_messaging_service(
+    session: AsyncSession, service_id: int, *, name: str | None, sid: str | None
+) -> MessagingService:
+    """Rename a messaging service or correct its SID; its purpose stays (campaigns and opt-outs
+    depend on it)."""
+    service = await session.get(MessagingService, service_id)
+    if service is None:
+        raise not_found("messaging service")
+    await _check_service(session, name=name, sid=sid, except_id=service.id)
+    if name is not None:
+        service.name = name
+    if sid is not None:
+        service.sid = sid
     await _flush_unique(session, f"messaging service {sid} exists already", "sid")
     return service
 
@@ -115,6 +146,16 @@ async def route_phone_number(
     row.inbox_id = await _routable_inbox(session, inbox_id)
     await session.flush()
     return row, await _warnings_for(session, row.inbox_id)
+
+
+async def remove_phone_number(session: AsyncSession, number_id: int) -> None:
+    """Forget a number added by mistake or given up. Its texts stay in their threads (they
+    keep the number as text); new texts to it land in Unrouted, and its inbox sends from its
+    other numbers, if any."""
+    row = await session.get(PhoneNumber, number_id)
+    if row is None:
+        raise not_found("phone number")
+    await session.delete(row)
 
 
 # --- inboxes and members -----------------------------------------------------------------------

@@ -95,6 +95,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/messaging-services"): Rule(
         "admin", (201,), body=lambda w, s: {"name": "S", "sid": f"MG{next(_n)}", "purpose": "blast"}
     ),
+    ("PATCH", "/api/v1/messaging-services/{id}"): Rule(
+        "admin", params=by_id("service"), body=lambda w, s: {"name": "Admissions 1:1"}
+    ),
     ("GET", "/api/v1/phone-numbers"): Rule("admin"),
     ("POST", "/api/v1/phone-numbers"): Rule(
         "admin",
@@ -106,6 +109,7 @@ RULES: dict[tuple[str, str], Rule] = {
             "inbox_id": s.inbox if s.name != "unrouted" else None,
         },
     ),
+    ("DELETE", "/api/v1/phone-numbers/{id}"): Rule("admin", (204,), params=by_id("doomed_number")),
     ("PATCH", "/api/v1/phone-numbers/{id}"): Rule(
         "admin", params=by_id("number_a"), body=lambda w, s: {"inbox_id": w.ids["inbox_a"]}
     ),

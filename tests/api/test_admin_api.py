@@ -9,6 +9,7 @@ import httpx
 from store.models import Campaign
 from tests.api.conftest import AccessSpy, World
 from tests.support.live_server import LiveServer
+from tests.support.messaging import inbound_params, signed_post
 
 
 async def call(
@@ -42,6 +43,57 @@ async def test_messaging_services(http: httpx.AsyncClient, world: World) -> None
         http, world, "GET", f"/api/v1/messaging-services?cursor={listed['next_cursor']}"
     )
     assert len(rest.json()["items"]) == 1 and rest.json()["next_cursor"] is None
+
+
+async def test_a_service_is_renamed_or_its_sid_corrected_and_names_stay_distinct(
+    http: httpx.AsyncClient, world: World
+) -> None:
+    body = {"name": "Admissions texts", "sid": "MG" + "d" * 32, "purpose": "one_to_one"}
+    created = (await call(http, world, "POST", "/api/v1/messaging-services", body)).json()
+    twin = {**body, "name": "admissions TEXTS", "sid": "MG" + "e" * 32}
+    refused = await call(http, world, "POST", "/api/v1/messaging-services", twin)
+    assert refused.status_code == 409 and refused.json()["field"] == "name"
+
+    path = f"/api/v1/messaging-services/{created['id']}"
+    fixed = await call(http, world, "PATCH", path, {"name": "Admissions 1:1 texts"})
+    assert fixed.status_code == 200 and fixed.json()["name"] == "Admissions 1:1 texts"
+    same_name = await call(http, world, "PATCH", path, {"name": "Admissions 1:1 texts"})
+    assert same_name.status_code == 200  # its own name is no clash
+    sid = "MG" + "f" * 32
+    corrected = await call(http, world, "PATCH", path, {"sid": sid})
+    assert (corrected.json()["sid"], corrected.json()["purpose"]) == (sid, "one_to_one")
+    other = f"/api/v1/messaging-services/{world.ids['blast_service']}"
+    for patch, status, field in (
+        ({"sid": sid}, 409, "sid"),
+        ({"name": "ADMISSIONS 1:1 TEXTS"}, 409, "name"),
+        ({"sid": "PN123"}, 422, "sid"),
+        ({"purpose": "one_to_one"}, 422, "purpose"),
+        ({"name": ""}, 422, "name"),
+    ):
+        response = await call(http, world, "PATCH", other, patch)
+        assert (response.status_code, response.json()["field"]) == (status, field), patch
+    missing = await call(http, world, "PATCH", "/api/v1/messaging-services/987654", {"name": "x"})
+    assert missing.status_code == 404
+
+
+async def test_a_number_removed_keeps_its_texts_and_new_ones_land_in_unrouted(
+    live_server: LiveServer, http: httpx.AsyncClient, world: World
+) -> None:
+    number_b = world.numbers["b"]
+    removed = await call(http, world, "DELETE", f"/api/v1/phone-numbers/{world.ids['number_b']}")
+    assert removed.status_code == 204
+    again = await call(http, world, "DELETE", f"/api/v1/phone-numbers/{world.ids['number_b']}")
+    assert again.status_code == 404
+    listed = (await call(http, world, "GET", "/api/v1/phone-numbers?limit=100")).json()["items"]
+    assert number_b not in [n["number"] for n in listed]
+    kept = await call(http, world, "GET", f"/api/v1/conversations/{world.ids['conv_b']}/messages")
+    assert [m["body"] for m in kept.json()["items"]] == ["hi from Bea"]
+
+    params = inbound_params("+16175550177", number_b, "Anyone still at this number?")
+    assert (await signed_post(http, live_server.settings, "/twilio/messages", params)).is_success
+    unrouted = f"/api/v1/inboxes/{world.ids['unrouted']}/conversations"
+    found = (await call(http, world, "GET", unrouted)).json()["items"]
+    assert "Anyone still at this number?" in [c["last_message"]["body"] for c in found]
 
 
 async def test_phone_numbers_routing_and_mixed_purpose_warnings(

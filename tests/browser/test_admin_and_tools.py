@@ -103,9 +103,10 @@ async def test_admin_sets_up_an_inbox_numbers_and_people(
 
     # A blast messaging service, and a number of it routed into the new inbox.
     await dana.goto(live_server.base_url + "/admin/services")
-    await dana.get_by_label("Name").fill("Spring blasts")
-    await dana.get_by_label("Service SID").fill("MG" + "b" * 32)
-    await dana.get_by_label("Purpose").select_option(label="Blast (campaigns)")
+    new_service = card(dana, "Add a messaging service")
+    await new_service.get_by_label("Name").fill("Spring blasts")
+    await new_service.get_by_label("Service SID").fill("MG" + "b" * 32)
+    await new_service.get_by_label("Purpose").select_option(label="Blast (campaigns)")
     async with dana.expect_navigation():
         await dana.get_by_role("button", name="Add service").click()
     await expect(dana.get_by_role("row", name="Spring blasts")).to_contain_text("Blast (campaigns)")
@@ -176,6 +177,33 @@ async def test_admin_mistakes_get_a_clear_answer(
     await dana.get_by_role("button", name="Add number").click()
     await expect(card(dana, "Add a phone number").get_by_role("alert")).to_contain_text("number")
     await expect(dana.get_by_label("Number", exact=True)).to_have_value("not a number")
+
+    # A number added by mistake is removed (after a confirmation, which the test accepts).
+    await dana.get_by_label("Number", exact=True).fill("(415) 555-0166")
+    async with dana.expect_navigation():
+        await dana.get_by_role("button", name="Add number").click()
+    mistake = dana.get_by_role("row", name="(415) 555-0166")
+    async with dana.expect_navigation():
+        await mistake.get_by_role("button", name="Remove").click()
+    await expect(mistake).to_have_count(0)
+
+    # A second service of the same name is refused; a service is renamed and its SID fixed.
+    await dana.goto(live_server.base_url + "/admin/services")
+    new_service = card(dana, "Add a messaging service")
+    await new_service.get_by_label("Name").fill("admissions 1:1")
+    await new_service.get_by_label("Service SID").fill("MG" + "d" * 32)
+    await new_service.get_by_role("button", name="Add service").click()
+    await expect(new_service.get_by_role("alert")).to_have_text(
+        "a messaging service named 'admissions 1:1' exists already"
+    )
+    row = dana.get_by_role("row", name="Admissions 1:1")
+    await row.get_by_text("Rename or correct the SID").click()
+    await row.get_by_label("Name of Admissions 1:1").fill("Admissions texting")
+    await row.get_by_label("Service SID of Admissions 1:1").fill("MG" + "9" * 32)
+    async with dana.expect_navigation():
+        await row.get_by_role("button", name="Save").click()
+    renamed = dana.get_by_role("row", name="Admissions texting")
+    await expect(renamed).to_contain_text("MG" + "9" * 32)
 
 
 async def test_contact_record_shows_details_and_sends_from_a_chosen_inbox(
