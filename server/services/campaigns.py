@@ -23,6 +23,7 @@ from server.services.merge_fields import (
     field_names,
     missing_fields,
     render,
+    required_fields,
     uses_custom_fields,
 )
 from server.services.outbound import MAX_BODY_CHARS
@@ -316,7 +317,7 @@ async def add_recipients(
 
 async def check_merge_fields(session: AsyncSession, body: str, contact_ids: Sequence[int]) -> None:
     """422 naming the contacts that lack a value for a merge field of `body`."""
-    if not field_names(body):
+    if not required_fields(body):
         return
     values = _merge_values(body)
     rows: list[Row[Any]] = []
@@ -328,7 +329,7 @@ async def check_merge_fields(session: AsyncSession, body: str, contact_ids: Sequ
 
 async def check_recipients_merge_fields(session: AsyncSession, campaign: Campaign) -> None:
     """`check_merge_fields` for every recipient a campaign has, in one statement."""
-    if not field_names(campaign.body):
+    if not required_fields(campaign.body):
         return
     stmt = (
         _merge_values(campaign.body)
@@ -357,7 +358,7 @@ async def check_import_merge_fields(
 ) -> None:
     """`check_merge_fields` for the people an import names, on the values the import will
     leave each with, before it writes anything (new people are listed without an id)."""
-    if not field_names(body):
+    if not required_fields(body):
         return
     known = await _known_by_phone(session, [person.phone for person in people])
     _refuse_missing(
@@ -394,10 +395,12 @@ def _refuse_missing(body: str, contacts: Sequence[tuple[int | None, ContactValue
         for item in missing[:5]
     )
     more = f" and {count - 5} more" if count > 5 else ""
+    example = missing[0]["fields"][0]
     raise ApiError(
         422,
         "missing_merge_fields",
-        f"{count} recipient(s) lack a value for a merge field: {listed}{more}",
+        f"{count} recipient(s) lack a value for a merge field: {listed}{more}. Give them one,"
+        f" or a fallback in the text, like {{{example}|there}}",
         missing=missing,
         missing_count=count,
     )

@@ -1,4 +1,8 @@
-"""Campaign bodies: `{field}` merge fields filled from a contact, and their SMS encoding."""
+"""Campaign bodies: `{field}` merge fields filled from a contact, and their SMS encoding.
+
+`{field|fallback}` stands for the contact's value, or the fallback when it has none: a
+field with a fallback never keeps a campaign from being sent. One without is required.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any, Protocol
 
 from server.services.segments import GSM7_BASIC, GSM7_EXTENDED
 
-FIELD = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
+FIELD = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|([^{}|]*))?\}")
 CONTACT_ATTRIBUTES = ("first_name", "last_name", "email", "phone")
 
 
@@ -24,7 +28,14 @@ class ContactValues(Protocol):
 
 def field_names(body: str) -> list[str]:
     """The merge fields `body` uses, in order of first use."""
-    return list(dict.fromkeys(FIELD.findall(body)))
+    return list(dict.fromkeys(match.group(1) for match in FIELD.finditer(body)))
+
+
+def required_fields(body: str) -> list[str]:
+    """The merge fields `body` uses somewhere without a fallback: a contact needs a value."""
+    return list(
+        dict.fromkeys(match.group(1) for match in FIELD.finditer(body) if match.group(2) is None)
+    )
 
 
 def uses_custom_fields(body: str) -> bool:
@@ -49,7 +60,8 @@ def field_value(contact: ContactValues, name: str) -> str | None:
 
 
 def missing_fields(body: str, contact: ContactValues) -> list[str]:
-    return [name for name in field_names(body) if field_value(contact, name) is None]
+    """The required merge fields of `body` the contact has no value for."""
+    return [name for name in required_fields(body) if field_value(contact, name) is None]
 
 
 class MissingMergeField(ValueError):
@@ -63,7 +75,10 @@ def render(body: str, contact: ContactValues) -> str:
     missing = missing_fields(body, contact)
     if missing:
         raise MissingMergeField(missing)
-    return FIELD.sub(lambda match: field_value(contact, match.group(1)) or "", body)
+    return FIELD.sub(
+        lambda match: field_value(contact, match.group(1)) or (match.group(2) or "").strip(),
+        body,
+    )
 
 
 def encoding(text: str) -> str:

@@ -57,6 +57,7 @@ async def test_a_missing_merge_field_is_refused_naming_the_contacts(
         (without[1], ["school"]),
     ]
     assert "First0 Last0 (+16175553000) has no school" in error["detail"]
+    assert "or a fallback in the text, like {school|there}" in error["detail"]
     listed = await twilio_http.get(CAMPAIGNS, headers=blast.auth)
     assert listed.json() == {"items": [], "next_cursor": None}
 
@@ -69,6 +70,24 @@ async def test_a_missing_merge_field_is_refused_naming_the_contacts(
     assert created.status_code == 201, created.text
     preview = created.json()["preview"]["items"]
     assert preview[0]["body"] == "Hi First0, see you at Elm High!"
+
+
+async def test_fields_with_a_fallback_never_hold_a_campaign_back(
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
+) -> None:
+    with_school = await add_contacts(twilio_server.state, 1, fields={"school": "Elm High"})
+    without = await add_contacts(twilio_server.state, 1, start=3000)
+    body = "Hi {first_name}, see you at {school|our campus}!"
+    created = await post(
+        twilio_http, blast, **draft(blast, body=body), contact_ids=with_school + without
+    )
+    assert created.status_code == 201, created.text
+    assert [item["body"] for item in created.json()["preview"]["items"]] == [
+        "Hi First0, see you at Elm High!",
+        "Hi First0, see you at our campus!",
+    ]
+    sent = await post(twilio_http, blast, f"/{created.json()['id']}/send")
+    assert sent.status_code == 200, sent.text
 
 
 async def test_recipients_given_as_data_are_normalised_merged_and_saved_on_contacts(
