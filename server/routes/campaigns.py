@@ -265,7 +265,8 @@ async def send_campaign(request: Request) -> JSONResponse:
     state = app_state(request)
     async with state.reading() as session:
         draft = await _campaign(session, campaign_id)
-        await campaigns.check_recipients_merge_fields(session, draft)
+        if draft.status == "draft":  # any other is refused by `start`, as it is
+            await campaigns.check_recipients_merge_fields(session, draft)
     async with state.transaction() as session:
         campaign = await campaigns.locked(session, campaign_id)
         await campaigns.start(session, campaign)

@@ -514,3 +514,12 @@ async def test_sending_checks_merge_fields_again_on_the_recipients_as_they_are_n
     ]
     shown = await twilio_http.get(f"{CAMPAIGNS}/{ready['id']}", headers=blast.auth)
     assert shown.json()["status"] == "draft"
+
+    contact = f"/api/v1/contacts/{ids[1]}"
+    school = {"fields": {"school": "Elm High"}}
+    assert (await twilio_http.patch(contact, json=school, headers=blast.auth)).is_success
+    assert (await post(twilio_http, blast, f"/{ready['id']}/send")).status_code == 200
+    # Sent already: a second send is refused for that, whatever the contacts now lack.
+    assert (await twilio_http.patch(contact, json={"fields": {}}, headers=blast.auth)).is_success
+    again = await post(twilio_http, blast, f"/{ready['id']}/send")
+    assert (again.status_code, again.json()["error"]) == (409, "bad_status")

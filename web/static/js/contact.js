@@ -79,7 +79,7 @@ export function initContact() {
     }
     // A STOP holds for its own messaging service only: sending from another is allowed, but
     // staff should know they asked to stop.
-    const elsewhere = out ? [] : optedOutOf.filter((name) => !option || name !== option.service);
+    const elsewhere = out || !option ? [] : optedOutOf.filter((name) => name !== option.service);
     caution.hidden = !elsewhere.length;
     if (elsewhere.length) {
       $("[data-send-caution-text]", caution).textContent =

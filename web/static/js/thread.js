@@ -304,7 +304,11 @@ export function initThread({ live, on, onOpen }) {
         /* storage full or refused: the draft just is not kept */
       }
     };
-    if (!textarea.value) textarea.value = sessionStorage.getItem(draftKey) || "";
+    try {
+      if (!textarea.value) textarea.value = sessionStorage.getItem(draftKey) || "";
+    } catch (error) {
+      /* storage refused: nothing to restore */
+    }
     // The browser may put a form's text back after the scripts ran (Back, reload).
     window.addEventListener("pageshow", () => {
       recount();
