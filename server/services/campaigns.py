@@ -219,18 +219,15 @@ _UPDATE_FILLED_IN = (
     .where(_CONTACTS.c.id == bindparam("contact_id"))
     .values({name: bindparam(name) for name in (*_FILLED_IN, "updated_at")})
 )
-_KNOWN = select(
-    Contact.id, Contact.phone, Contact.first_name, Contact.last_name, Contact.email, Contact.fields
-)
 
 
 async def _known_by_phone(session: AsyncSession, phones: Sequence[str]) -> dict[str, Row[Any]]:
-    """The contacts with these numbers, as rows of their values (not Contact objects: loading
-    100,000 of those is seconds)."""
+    """The contacts with these numbers, as rows of their values (`_values`)."""
     known: dict[str, Row[Any]] = {}
+    values = _values()
     await sql.plan_each_statement(session)
     for part in chunks(phones):
-        for row in await session.execute(_KNOWN.where(Contact.phone.in_(part))):
+        for row in await session.execute(values.where(Contact.phone.in_(part))):
             known[row.phone] = row
     return known
 
@@ -319,7 +316,7 @@ async def check_merge_fields(session: AsyncSession, body: str, contact_ids: Sequ
     """422 naming the contacts that lack a value for a merge field of `body`."""
     if not required_fields(body):
         return
-    values = _merge_values(body)
+    values = _values(with_fields=uses_custom_fields(body))
     rows: list[Row[Any]] = []
     await sql.plan_each_statement(session)
     for part in chunks(list(contact_ids)):
@@ -332,7 +329,7 @@ async def check_recipients_merge_fields(session: AsyncSession, campaign: Campaig
     if not required_fields(campaign.body):
         return
     stmt = (
-        _merge_values(campaign.body)
+        _values(with_fields=uses_custom_fields(campaign.body))
         .join(CampaignRecipient, CampaignRecipient.contact_id == Contact.id)
         .where(CampaignRecipient.campaign_id == campaign.id)
         .order_by(CampaignRecipient.id)
@@ -340,16 +337,17 @@ async def check_recipients_merge_fields(session: AsyncSession, campaign: Campaig
     _refuse_missing(campaign.body, [(row.id, row) for row in await session.execute(stmt)])
 
 
-def _merge_values(body: str) -> Select[Any]:
-    """A contact's values that the merge fields of `body` read (its custom fields only when
-    they are read: decoding 100,000 of them is a cost)."""
+def _values(with_fields: bool = True) -> Select[Any]:
+    """Contacts as rows of the values imports and merge fields read, not Contact objects
+    (loading 100,000 of those is seconds); without custom `fields` when nothing reads them
+    (decoding 100,000 of them is a cost too)."""
     return select(
         Contact.id,
         Contact.phone,
         Contact.first_name,
         Contact.last_name,
         Contact.email,
-        Contact.fields if uses_custom_fields(body) else null().label("fields"),
+        Contact.fields if with_fields else null().label("fields"),
     )
 
 
