@@ -8,9 +8,10 @@ python-socketio peer (`bench/peer_socketio.py`) report the same columns from the
   protocol adapter (`ClientAdapter`) says how to connect, subscribe, recognise an event frame
   and read the event id out of it.
 - M events are sent at a fixed rate; the sender notes the send time of each event id.
-- Every client counts the event frames it receives; P "probe" clients (spread over the
-  workers) also decode each frame and note its receive time, which gives event->frame latency
-  (monotonic clock, shared by all processes on one Linux machine).
+- Every client's event frames are counted: P "probe" clients (spread over the workers)
+  decode each frame and note its receive time, which gives event->frame latency (monotonic
+  clock, shared by all processes on one Linux machine); the others are counted by
+  `frame_counter.c`, to which each worker hands them once subscribed.
 - Delivered frames/s = event frames received by all clients / (last frame received - first
   event sent). CPU is the server processes' CPU time over the same window (100% = one core);
   RSS is the peak sum of the server processes' resident memory.
@@ -21,14 +22,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import math
 import multiprocessing
 import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
@@ -81,14 +85,14 @@ def fanout_parser(doc: str | None) -> argparse.ArgumentParser:
     """The options of a fan-out run (bench/fanout.py, bench/peer_socketio.py)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--events", type=int, default=1200)
     parser.add_argument(
         "--rates",
-        default="20,40,80",
+        default="40,120,600",
         help="events per second, comma-separated; frames/s equals the offered load "
         "(clients x rate) while the server keeps up, and plateaus at its capacity",
     )
-    parser.add_argument("--probes", type=int, default=50, help="clients that time each frame")
+    parser.add_argument("--probes", type=int, default=10, help="clients that time each frame")
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--processes", default="1,2", help="server process counts to run")
     parser.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -244,6 +248,16 @@ class MessageSocket(Protocol):
 class ClientAdapter(Protocol):
     """How one kind of server is spoken to. Must be picklable (it goes to worker processes)."""
 
+    @property
+    def event_marker(self) -> bytes:
+        """Bytes found in every event frame of the benchmark and in no other frame."""
+        ...
+
+    @property
+    def text_ping(self) -> tuple[str, str] | None:
+        """A text message the server expects answered (an Engine.IO ping) and its answer."""
+        ...
+
     def url(self, index: int) -> str: ...
 
     def headers(self, index: int) -> dict[str, str]:
@@ -254,17 +268,19 @@ class ClientAdapter(Protocol):
         """Authenticate/subscribe; return once the server confirmed the subscription."""
         ...
 
-    def is_event(self, message: str | bytes) -> bool:
-        """Cheap: is this an event frame of the benchmark (not a ping or other chatter)?"""
-        ...
-
-    def control_reply(self, message: str | bytes) -> str | bytes | None:
-        """A protocol-level answer this message needs (an Engine.IO pong), else None."""
-        ...
-
     def event_id(self, message: str | bytes) -> int | None:
         """The benchmark event id carried by an event frame (decodes it)."""
         ...
+
+
+def is_event(adapter: ClientAdapter, message: str | bytes) -> bool:
+    payload = message.encode() if isinstance(message, str) else message
+    return adapter.event_marker in payload
+
+
+def ping_reply(adapter: ClientAdapter, message: str | bytes) -> str | None:
+    ping = adapter.text_ping
+    return ping[1] if ping is not None and message == ping[0] else None
 
 
 @dataclass
@@ -290,7 +306,12 @@ class FleetReport:
 
 
 async def _client(
-    adapter: ClientAdapter, index: int, probe: bool, report: WorkerReport, ready: asyncio.Event
+    adapter: ClientAdapter,
+    index: int,
+    probe: bool,
+    report: WorkerReport,
+    ready: asyncio.Event,
+    counted: list[wsclient.RawClient],
 ) -> None:
     try:
         ws = await wsclient.connect(adapter.url(index), adapter.headers(index))
@@ -301,13 +322,13 @@ async def _client(
     try:
         await adapter.handshake(ws, index)
         report.connected += 1
+        if not probe:
+            counted.append(ws)
         ready.set()
-        is_event = adapter.is_event
-        control_reply = adapter.control_reply
         receipts = report.probe_receipts
 
         def on_message(message: str | bytes) -> None:
-            if is_event(message):
+            if is_event(adapter, message):
                 now = time.monotonic()
                 report.frames += 1
                 report.first_frame = min(report.first_frame, now)
@@ -317,7 +338,7 @@ async def _client(
                     if event_id is not None:
                         receipts.append((event_id, now))
             else:
-                reply = control_reply(message)
+                reply = ping_reply(adapter, message)
                 if reply is not None:
                     ws.send_nowait(reply)
 
@@ -332,43 +353,123 @@ async def _client(
         ws.close()
 
 
-async def _worker_main(
-    conn: Connection, adapter: ClientAdapter, indexes: list[int], probes: set[int], concurrency: int
-) -> None:
+FRAME_COUNTER_SOURCE = Path(__file__).with_name("frame_counter.c")
+
+
+def build_frame_counter() -> Path:
+    """Compile `frame_counter.c` (once per version of it) and return the program's path."""
+    source = FRAME_COUNTER_SOURCE.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()[:16]
+    program = Path(tempfile.gettempdir()) / f"switchboard-frame-counter-{digest}"
+    if not program.exists():
+        building = program.with_suffix(f".{os.getpid()}")
+        subprocess.run(
+            ["gcc", "-O2", "-Wall", "-o", str(building), str(FRAME_COUNTER_SOURCE)], check=True
+        )
+        building.replace(program)
+    return program
+
+
+class FrameCounter:
+    """The C program counting the frames of the clients a worker hands over to it."""
+
+    def __init__(self, program: Path, adapter: ClientAdapter, fds: list[int]) -> None:
+        ping, pong = adapter.text_ping or ("", "")
+        self._process = subprocess.Popen(
+            [str(program), adapter.event_marker.decode(), ping, pong, *map(str, fds)],
+            pass_fds=fds,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def counts(self) -> tuple[int, float, float, int, int]:
+        """(frames, first frame's time or inf, last frame's time, sockets open, errors)."""
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write("c\n")
+        self._process.stdin.flush()
+        frames, first, last, open_sockets, errors = self._process.stdout.readline().split()
+        return int(frames), float(first) or math.inf, float(last), int(open_sockets), int(errors)
+
+    def stop(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.write("q\n")
+        self._process.stdin.close()
+        self._process.wait(10)
+
+
+def _worker_report(report: WorkerReport, counter: FrameCounter | None) -> WorkerReport:
+    """The worker's own counts (probes, and frames before the hand-over) with the counter's."""
+    if counter is None:
+        return report
+    frames, first, last, _open, errors = counter.counts()
+    if errors:
+        report.errors.append(f"frame counter: {errors} pongs could not be sent")
+    return replace(
+        report,
+        frames=report.frames + frames,
+        first_frame=min(report.first_frame, first),
+        last_frame=max(report.last_frame, last),
+    )
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """What one client worker process is to do."""
+
+    adapter: ClientAdapter
+    indexes: list[int]
+    probes: set[int]
+    concurrency: int
+    counter_program: Path
+
+
+async def _worker_main(conn: Connection, plan: WorkerPlan) -> None:
+    """Connects and subscribes the worker's clients, then hands all but the probes to a
+    `FrameCounter`: the probes stay here, decoding each frame to time it."""
     loop = asyncio.get_running_loop()
+    adapter, probes = plan.adapter, plan.probes
     report = WorkerReport()
-    gate = asyncio.Semaphore(concurrency)
+    gate = asyncio.Semaphore(plan.concurrency)
     tasks: list[asyncio.Task[None]] = []
+    counted: list[wsclient.RawClient] = []
     started = time.monotonic()
 
     async def start(index: int) -> None:
         async with gate:
             ready = asyncio.Event()
             tasks.append(
-                asyncio.create_task(_client(adapter, index, index in probes, report, ready))
+                asyncio.create_task(
+                    _client(adapter, index, index in probes, report, ready, counted)
+                )
             )
             await ready.wait()
 
-    await asyncio.gather(*(start(i) for i in indexes))
+    await asyncio.gather(*(start(i) for i in plan.indexes))
     report.connect_seconds = time.monotonic() - started
+    fds = [ws.detach() for ws in counted if not ws.closed.is_set()]
+    counter = FrameCounter(plan.counter_program, adapter, fds) if fds else None
+    for fd in fds:
+        os.close(fd)  # the counter holds its own copies
     conn.send(("ready", report.connected, report.errors[:5]))
     while True:
         command = await loop.run_in_executor(None, conn.recv)
         if command[0] == "counts":
-            conn.send(("counts", report.frames))
+            conn.send(("counts", _worker_report(report, counter).frames))
         elif command[0] == "stop":
+            final = _worker_report(report, counter)
+            if counter is not None:
+                counter.stop()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            conn.send(("report", report))
+            conn.send(("report", final))
             return
 
 
-def _worker_entry(
-    conn: Connection, adapter: ClientAdapter, indexes: list[int], probes: set[int], concurrency: int
-) -> None:
-    raise_fd_limit(len(indexes) + 256)
-    asyncio.run(_worker_main(conn, adapter, indexes, probes, concurrency))
+def _worker_entry(conn: Connection, plan: WorkerPlan) -> None:
+    raise_fd_limit(2 * len(plan.indexes) + 256)
+    asyncio.run(_worker_main(conn, plan))
 
 
 class ClientFleet:
@@ -397,13 +498,23 @@ class ClientFleet:
 
     async def start(self, wait_seconds: float = 300) -> int:
         """Start the workers and connect every client; returns how many are subscribed."""
+        counter_program = build_frame_counter()
         context = multiprocessing.get_context("spawn")
         for w in range(self.processes):
             indexes = list(range(w, self.clients, self.processes))
             parent, child = context.Pipe()
             process = context.Process(
                 target=_worker_entry,
-                args=(child, self.adapter, indexes, self.probes & set(indexes), self.concurrency),
+                args=(
+                    child,
+                    WorkerPlan(
+                        self.adapter,
+                        indexes,
+                        self.probes & set(indexes),
+                        self.concurrency,
+                        counter_program,
+                    ),
+                ),
                 daemon=True,
             )
             process.start()

@@ -24,6 +24,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,6 +39,7 @@ from bench.common import (
     machine_line,
     measure_fanout,
     parse_fanout_args,
+    ping_reply,
     print_fanout,
     runs,
     spawn,
@@ -55,6 +57,8 @@ class EngineIOClient:
 
     ports: tuple[int, ...]
     room: str = ROOM
+    event_marker: ClassVar[bytes] = b"message.created"
+    text_ping: ClassVar[tuple[str, str] | None] = ("2", "3")  # Engine.IO ping -> pong
 
     def url(self, index: int) -> str:
         port = self.ports[index % len(self.ports)]
@@ -77,15 +81,9 @@ class EngineIOClient:
             message = await ws.recv()
             if isinstance(message, str) and message.startswith(prefix):
                 return
-            reply = self.control_reply(message)
+            reply = ping_reply(self, message)
             if reply is not None:
                 await ws.send(reply)
-
-    def is_event(self, message: str | bytes) -> bool:
-        return isinstance(message, str) and message.startswith("42")
-
-    def control_reply(self, message: str | bytes) -> str | bytes | None:
-        return "3" if message == "2" else None  # Engine.IO ping -> pong
 
     def event_id(self, message: str | bytes) -> int | None:
         name, data = json.loads(message[2:])

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import asyncpg
@@ -300,6 +300,8 @@ class SwitchboardClient:
     token: str
     channel: str
     subscribe: bool = True
+    event_marker: ClassVar[bytes] = b"message.created"
+    text_ping: ClassVar[tuple[str, str] | None] = None
 
     def url(self, index: int) -> str:
         return f"ws://127.0.0.1:{self.ports[index % len(self.ports)]}/ws"
@@ -317,12 +319,6 @@ class SwitchboardClient:
                 return
             if frame.get("op") == "error":
                 raise RuntimeError(f"subscribe refused: {frame}")
-
-    def is_event(self, message: str | bytes) -> bool:
-        return isinstance(message, bytes) and b"message.created" in message
-
-    def control_reply(self, message: str | bytes) -> str | bytes | None:
-        return None
 
     def event_id(self, message: str | bytes) -> int | None:
         frame = decode(message)

@@ -1,17 +1,16 @@
-"""A websocket client that costs the benchmark next to nothing per frame received.
+"""A raw websocket client for the benchmarks: the handshake, subscribing and the probes.
 
-A fan-out benchmark's clients run on the same two cores as the server. A client built on the
-`websockets` library spends tens of microseconds on each frame (a parser generator, a frame
-object, a queue and an `await` per message); a thousand of them receiving tens of thousands of
-frames a second eat the CPU the server is being measured on, so the benchmark ends up
-measuring its own clients. This one is an asyncio protocol that, once subscribed, only splits
-the byte stream into frames and hands each payload to a callback: the same client for
-Switchboard and for the peer, so the comparison stays fair.
+A client built on the `websockets` library spends tens of microseconds on each frame (a
+parser generator, a frame object, a queue and an `await` per message). This one is an asyncio
+protocol that, once subscribed, only splits the byte stream into frames and hands each payload
+to a callback: the same client for Switchboard and for the peer, so the comparison stays fair.
+The probes, which decode each frame to time it, stay on it; the other clients are handed over
+(`detach`) to `bench/frame_counter.c`, which counts for a fraction of its cost.
 
-Until then (the handshake and subscribing) it offers `recv()` and `send()` like the
-`websockets` connection, so a client adapter's handshake code reads the same. Server frames
-are never masked or fragmented here (neither server fragments, and compression is not
-offered); pings are answered with pongs, as the servers expect.
+Until then it offers `recv()` and `send()` like the `websockets` connection, so a client
+adapter's handshake code reads the same. Server frames are never masked or fragmented here
+(neither server fragments, and compression is not offered); pings are answered with pongs, as
+the servers expect.
 """
 
 from __future__ import annotations
@@ -142,6 +141,15 @@ class RawClient(asyncio.Protocol):
             if waiting is not None:
                 callback(waiting)
         self._on_message = callback
+
+    def detach(self) -> int:
+        """Stop reading here and return a duplicate of the socket's descriptor, for another
+        process to read from. Only between frames: no partial frame may be left behind."""
+        assert self.transport is not None
+        self.transport.pause_reading()
+        if self._buffer:
+            raise RuntimeError(f"{len(self._buffer)} bytes of a frame not yet read")
+        return os.dup(self.transport.get_extra_info("socket").fileno())
 
     def close(self) -> None:
         self._write(Opcode.CLOSE, (1000).to_bytes(2, "big"))
