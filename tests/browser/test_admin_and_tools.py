@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import httpx
@@ -394,6 +395,29 @@ async def test_simulator_phone_texts_in_and_gets_the_reply(
     await expect(phone.locator(".msg--phone-in .msg__bubble")).to_have_text(
         "Yes! 10am at the library.", timeout=LIVE
     )
+
+    # Twilio answers STOP and START itself; the phone shows its answers, once each, also
+    # after the thread is loaded again.
+    for keyword in ("STOP", "START"):
+        await dana.get_by_label("Text message").fill(keyword)
+        await dana.get_by_label("Text message").press("Enter")
+        await expect(phone.locator(".msg--phone-out .msg__bubble").last).to_have_text(keyword)
+    replies = phone.locator("[data-twilio-reply]")
+    await expect(replies).to_have_count(2, timeout=LIVE)
+    await expect(replies.locator(".msg__bubble")).to_have_text(
+        [
+            re.compile(r"^You have successfully been unsubscribed\. .* Reply START"),
+            re.compile(r"^You have successfully been re-subscribed"),
+        ]
+    )
+    await expect(replies.first.locator(".msg__meta")).to_contain_text("Automatic reply from Twilio")
+    await dana.reload()
+    await dana.get_by_label("This phone's number (From)").fill("+16175550199")
+    await dana.get_by_label("This phone's number (From)").press("Tab")
+    await dana.get_by_label("Texting our number (To)").fill(team.number)
+    await dana.get_by_label("Texting our number (To)").press("Tab")
+    await expect(phone.locator("[data-twilio-reply]")).to_have_count(2, timeout=LIVE)
+    await expect(phone.locator(".msg__bubble")).to_have_count(6)
 
 
 async def test_staff_get_no_admin_or_simulator_pages(

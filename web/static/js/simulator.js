@@ -3,6 +3,15 @@
 
 import { $, $$, api, clock, formError, parseTime, prettyPhone } from "./dom.js";
 
+// Twilio answers STOP and START itself, before anything reaches us, and tells us nothing of
+// its answer; the fake phone shows what a real phone would get (Twilio's default wording).
+const TWILIO_REPLIES = {
+  opted_out:
+    "You have successfully been unsubscribed. You will not receive any more messages from this number. Reply START to resubscribe.",
+  opted_in:
+    "You have successfully been re-subscribed to messages from this number. Reply HELP for help. Reply STOP to unsubscribe. Msg&Data Rates May Apply.",
+};
+
 export function initSimulator({ on }) {
   const phoneEl = $("[data-phone]");
   if (!phoneEl) return;
@@ -15,24 +24,38 @@ export function initSimulator({ on }) {
   let number = "";
   const shown = new Set();
 
+  function append(mine, text, when, note) {
+    const el = document.createElement("div");
+    el.className = `msg ${mine ? "msg--phone-out" : "msg--phone-in"}`;
+    const body = document.createElement("div");
+    body.className = "msg__bubble";
+    body.textContent = text;
+    const meta = document.createElement("div");
+    meta.className = "msg__meta";
+    const time = document.createElement("time");
+    time.textContent = clock(parseTime(when));
+    meta.append(time);
+    if (note) {
+      const from = document.createElement("span");
+      from.textContent = note;
+      meta.append(from);
+    }
+    el.append(body, meta);
+    messages.append(el);
+    messages.scrollTop = messages.scrollHeight;
+    return el;
+  }
+
   function bubble(message) {
     if (shown.has(message.id)) return;
     shown.add(message.id);
     const mine = message.direction === "inbound"; // inbound to us = sent by this phone
-    const el = document.createElement("div");
-    el.className = `msg ${mine ? "msg--phone-out" : "msg--phone-in"}`;
-    el.dataset.messageId = String(message.id);
-    const body = document.createElement("div");
-    body.className = "msg__bubble";
-    body.textContent = message.body;
-    const meta = document.createElement("div");
-    meta.className = "msg__meta";
-    const time = document.createElement("time");
-    time.textContent = clock(parseTime(message.created_at));
-    meta.append(time);
-    el.append(body, meta);
-    messages.append(el);
-    messages.scrollTop = messages.scrollHeight;
+    append(mine, message.body, message.created_at).dataset.messageId = String(message.id);
+    const reply = mine && TWILIO_REPLIES[message.opt_change];
+    if (reply) {
+      append(false, reply, message.created_at, "Automatic reply from Twilio").dataset.twilioReply =
+        message.opt_change;
+    }
   }
 
   let loads = 0;
