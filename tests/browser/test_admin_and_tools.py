@@ -520,11 +520,27 @@ async def test_a_campaign_with_a_start_time_is_scheduled_not_sent(
     await dana.goto(live_server.base_url + "/admin/campaigns")
     form = card(dana, "New campaign")
     await form.get_by_label("Name").fill("Decision day")
-    await form.get_by_label("Message").fill("Decisions are out on Friday!")
+    await form.get_by_label("Message").fill("Hi {first_name|there}, decisions are out on Friday!")
     await form.get_by_label("Start at (optional)").fill("2031-03-14T09:30")
-    await form.get_by_label("Phone numbers", exact=True).fill("617 555 0160")
+    # A typed line may carry a name, before or after the number.
+    await form.get_by_label("Phone numbers", exact=True).fill(
+        "617 555 0160\nMaría José Ortiz, 617 555 0161\n(617) 555-0162\tLee"
+    )
     async with dana.expect_navigation():
         await form.get_by_role("button", name="Create draft").click()
+    previews = card(dana, "Message").locator(".campaign-preview")
+    await expect(previews).to_have_text(
+        [
+            "Hi there, decisions are out on Friday!",
+            "Hi María, decisions are out on Friday!",
+            "Hi Lee, decisions are out on Friday!",
+        ]
+    )
+    async with httpx.AsyncClient(base_url=live_server.base_url, headers=team.auth()) as http:
+        found = (await http.get("/api/v1/contacts", params={"q": "Ortiz"})).json()["items"]
+    assert [(c["first_name"], c["last_name"], c["phone"]) for c in found] == [
+        ("María", "José Ortiz", "+16175550161")
+    ]
     # The browser's 9:30 in New York is 13:30 UTC; the page says it back in local time.
     await expect(dana.locator("[data-starts]")).to_have_text("Starts March 14, 2031, 9:30 AM")
     async with dana.expect_navigation():

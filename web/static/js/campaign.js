@@ -13,6 +13,20 @@ async function csvText(file) {
   }
 }
 
+/**
+ * One typed line: a phone number, or a name and a phone number in either order, split by a
+ * comma or a tab ("Maria Lopez, 617 555 0123"). The part with the most digits is the phone;
+ * a name's first word is the first name, the rest the last name.
+ */
+export function typedRecipient(line) {
+  const parts = line.split(/[,\t]/).map((part) => part.trim()).filter(Boolean);
+  if (parts.length < 2) return { phone: line };
+  const digits = (part) => part.replace(/\D/g, "").length;
+  const phone = parts.reduce((best, part) => (digits(part) > digits(best) ? part : best));
+  const [first, ...rest] = parts.filter((part) => part !== phone).join(" ").split(/\s+/);
+  return { phone, first_name: first, ...(rest.length ? { last_name: rest.join(" ") } : {}) };
+}
+
 /** The recipients a form's audience choice names, as the API takes them: filter, recipients or csv. */
 export async function recipientSource(form) {
   const audience = form.querySelector('input[name="audience"]:checked').value;
@@ -21,8 +35,8 @@ export async function recipientSource(form) {
     return { filter: { inbox_ids: ids } };
   }
   if (audience === "phones") {
-    const phones = form.elements.phones.value.split(/\n+/).map((line) => line.trim());
-    return { recipients: phones.filter(Boolean).map((phone) => ({ phone })) };
+    const lines = form.elements.phones.value.split(/\n+/).map((line) => line.trim());
+    return { recipients: lines.filter(Boolean).map(typedRecipient) };
   }
   if (audience === "csv") {
     const file = form.elements.csv_file.files[0];
