@@ -547,6 +547,13 @@ PATHS: dict[str, dict[str, Any]] = {
             ok=(200, "Inbox"),
             errors=(409,),
         ),
+        "delete": operation(
+            "Delete an inbox without conversations: its numbers then route nowhere (Unrouted)",
+            who="admin",
+            params=(PATH_ID,),
+            ok=(204, None),
+            errors=(409,),
+        ),
     },
     f"{V1}/inboxes/{{id}}/members": {
         "get": operation(

@@ -206,6 +206,11 @@ async def visible_inboxes(session: AsyncSession, user: User) -> list[dict[str, A
     return await _inboxes_json(session, user, (await session.scalars(stmt)).all())
 
 
+async def conversation_count(session: AsyncSession, inbox_id: int) -> int:
+    stmt = select(func.count(Conversation.id)).where(Conversation.inbox_id == inbox_id)
+    return int(await session.scalar(stmt) or 0)
+
+
 async def get_inbox(session: AsyncSession, user: User, inbox_id: int) -> dict[str, Any]:
     inbox = await inbox_for(session, user, inbox_id)
     return (await _inboxes_json(session, user, [inbox]))[0]

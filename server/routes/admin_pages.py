@@ -93,6 +93,7 @@ async def inbox_page(request: Request, viewer: Viewer, session: AsyncSession) ->
         ],
         numbers=numbers,
         services=services,
+        conversations=await queries.conversation_count(session, inbox_id),
     )
     return await render(request, viewer, session, "admin/inbox.html", context)
 

@@ -206,6 +206,15 @@ async def update_inbox(request: Request) -> Response:
     return answer(inbox)
 
 
+async def delete_inbox(request: Request) -> Response:
+    await require_admin(request)
+    inbox_id = path_id(request)
+    state = app_state(request)
+    async with state.transaction() as session:
+        await admin.delete_inbox(state, session, inbox_id)
+    return no_content()
+
+
 async def list_members(request: Request) -> Response:
     user = await require_admin(request)
     inbox_id = path_id(request)
@@ -323,6 +332,7 @@ routes: list[BaseRoute] = [
     Route(f"{PREFIX}/phone-numbers/{{id}}", delete_phone_number, methods=["DELETE"]),
     Route(f"{PREFIX}/inboxes", create_inbox, methods=["POST"]),
     Route(f"{PREFIX}/inboxes/{{id}}", update_inbox, methods=["PATCH"]),
+    Route(f"{PREFIX}/inboxes/{{id}}", delete_inbox, methods=["DELETE"]),
     Route(f"{PREFIX}/inboxes/{{id}}/members", list_members, methods=["GET"]),
     Route(f"{PREFIX}/inboxes/{{id}}/members/{{user_id}}", put_member, methods=["PUT"]),
     Route(f"{PREFIX}/inboxes/{{id}}/members/{{user_id}}", delete_member, methods=["DELETE"]),

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import revoke_user_sessions
 from server.errors import ApiError, invalid, not_found
 from server.passwords import hash_password
-from server.queries import routing_warnings
+from server.queries import conversation_count, routing_warnings
 from server.services import sql
 from server.services.users import create_user as _create_user
 from server.state import AppState, after_commit
@@ -200,6 +200,42 @@ async def update_inbox(
             inbox.notify_to = notifications["to"]
     await session.flush()
     return inbox
+
+
+async def delete_inbox(state: AppState, session: AsyncSession, inbox_id: int) -> None:
+    """Delete an inbox made by mistake or given up. Only one without conversations: texts
+    are never deleted with an inbox. Its numbers then route nowhere (their texts land in
+    Unrouted), and its members and the admins lose it at once, on open pages too."""
+    inbox = await session.get(Inbox, inbox_id)
+    if inbox is None:
+        raise not_found("inbox")
+    if inbox.is_unrouted:
+        raise conflict("the Unrouted inbox stays: texts to numbers routed nowhere land there", "id")
+    conversations = await conversation_count(session, inbox_id)
+    if conversations:
+        plural = "s" if conversations != 1 else ""
+        raise conflict(
+            f"{inbox.name} has {conversations} conversation{plural}, whose texts would go with "
+            "it: an inbox with conversations cannot be deleted (rename it instead)",
+            "id",
+        )
+    # Its members, and the admins (who see every inbox), lose it from their open pages.
+    watchers = (
+        await session.scalars(
+            select(InboxMember.user_id)
+            .where(InboxMember.inbox_id == inbox_id)
+            .union(select(User.id).where(User.role == "admin", User.active.is_(True)))
+        )
+    ).all()
+    await session.execute(
+        update(PhoneNumber).where(PhoneNumber.inbox_id == inbox_id).values(inbox_id=None)
+    )
+    await session.execute(delete(InboxMember).where(InboxMember.inbox_id == inbox_id))
+    await session.delete(inbox)
+    # A text that started a conversation here meanwhile holds the inbox (foreign key).
+    await _flush_unique(session, f"a text arrived in {inbox.name} meanwhile", "id")
+    for user_id in watchers:
+        _announce_access_change(state, session, user_id)
 
 
 async def _inbox_and_user(session: AsyncSession, inbox_id: int, user_id: int) -> Inbox:

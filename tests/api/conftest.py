@@ -68,6 +68,7 @@ async def build_world(state: AppState) -> World:
         number_b = await b.number(s, one_to_one, inbox_b)
         spare_number = await b.number(s, blast, None)
         doomed_number = await b.number(s, one_to_one, None)  # the one a test removes
+        doomed_inbox = await b.inbox(s, "Given up", ())  # the one a test deletes
         contact_a = await b.contact(s, "Ann")
         contact_b = await b.contact(s, "Bea")
         contact_u = await b.contact(s, "Uma")
@@ -104,6 +105,7 @@ async def build_world(state: AppState) -> World:
         "number_b": number_b.id,
         "spare_number": spare_number.id,
         "doomed_number": doomed_number.id,
+        "doomed_inbox": doomed_inbox.id,
         "contact_a": contact_a.id,
         "contact_b": contact_b.id,
         "contact_u": contact_u.id,

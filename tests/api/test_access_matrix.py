@@ -119,6 +119,7 @@ RULES: dict[tuple[str, str], Rule] = {
         params=lambda w, s: {"id": s.inbox},
         body=lambda w, s: {"notifications": {"enabled": True}},
     ),
+    ("DELETE", "/api/v1/inboxes/{id}"): Rule("admin", (204,), params=by_id("doomed_inbox")),
     ("GET", "/api/v1/inboxes/{id}/members"): Rule("admin", params=lambda w, s: {"id": s.inbox}),
     ("PUT", "/api/v1/inboxes/{id}/members/{user_id}"): Rule(
         "admin", (201,), params=lambda w, s: {"id": w.ids["inbox_a"], "user_id": w.users["carol"]}

@@ -250,6 +250,54 @@ async def test_members_join_and_leave(
     ).status_code == 404
 
 
+async def test_an_inbox_without_conversations_can_be_deleted(
+    live_server: LiveServer, http: httpx.AsyncClient, world: World, access_spy: AccessSpy
+) -> None:
+    carol = world.users["carol"]
+    inbox = (await call(http, world, "POST", "/api/v1/inboxes", {"name": "Scholarships"})).json()
+    url = f"/api/v1/inboxes/{inbox['id']}"
+    assert (await call(http, world, "PUT", f"{url}/members/{carol}")).status_code == 201
+    number = "+16175550188"
+    routed = await call(
+        http,
+        world,
+        "POST",
+        "/api/v1/phone-numbers",
+        {
+            "number": number,
+            "sid": "PN" + "e" * 32,
+            "messaging_service_id": world.ids["service"],
+            "inbox_id": inbox["id"],
+        },
+    )
+    assert routed.status_code == 201
+
+    # Texts are never deleted with an inbox; the Unrouted inbox stays.
+    busy = await call(http, world, "DELETE", f"/api/v1/inboxes/{world.ids['inbox_a']}")
+    assert busy.status_code == 409
+    assert busy.json()["detail"].startswith("Admissions has 1 conversation, whose texts")
+    unrouted = await call(http, world, "DELETE", f"/api/v1/inboxes/{world.ids['unrouted']}")
+    assert unrouted.status_code == 409
+    assert (await call(http, world, "DELETE", "/api/v1/inboxes/987654")).status_code == 404
+    assert (await call(http, world, "DELETE", url, who="carol")).status_code == 403
+    assert access_spy.users == [carol]
+
+    assert (await call(http, world, "DELETE", url)).status_code == 204
+    # Her open pages lose it at once, and so do the admins'.
+    assert sorted(access_spy.users) == sorted([carol, carol, world.users["admin"]])
+    assert (await call(http, world, "DELETE", url)).status_code == 404
+    assert (await call(http, world, "GET", url)).status_code == 404
+    mine = (await call(http, world, "GET", "/api/v1/inboxes", who="carol")).json()["items"]
+    assert mine == []
+    numbers = (await call(http, world, "GET", "/api/v1/phone-numbers?limit=100")).json()["items"]
+    assert [n["inbox_id"] for n in numbers if n["number"] == number] == [None]
+    params = inbound_params("+16175550177", number, "Is the scholarship office open?")
+    assert (await signed_post(http, live_server.settings, "/twilio/messages", params)).is_success
+    landed = f"/api/v1/inboxes/{world.ids['unrouted']}/conversations"
+    found = (await call(http, world, "GET", landed)).json()["items"]
+    assert "Is the scholarship office open?" in [c["last_message"]["body"] for c in found]
+
+
 async def test_users(http: httpx.AsyncClient, world: World, access_spy: AccessSpy) -> None:
     body = {
         "email": "New.Person@Example.test",

@@ -172,7 +172,7 @@ async def test_admin_sees_every_inbox_with_routing_warnings(
 ) -> None:
     admin = world.auth("admin")
     items = (await get(http, "/api/v1/inboxes", admin))["items"]
-    assert [i["name"] for i in items] == ["Admissions", "Finance", "Unrouted"]
+    assert [i["name"] for i in items] == ["Admissions", "Finance", "Given up", "Unrouted"]
     assert items[-1]["is_unrouted"] is True and items[-1]["unread_count"] == 1
     assert all(i["warnings"] == [] for i in items)
     staff_items = (await get(http, "/api/v1/inboxes", world.auth("carol")))["items"]

@@ -168,6 +168,54 @@ async def test_admin_sets_up_an_inbox_numbers_and_people(
             assert login.status_code == status, login.text
 
 
+async def test_admin_deletes_an_inbox_without_conversations(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    await text_in(live_server, "+16175550142", team.number, "Hello?")
+    dana = await sign_in(await contexts.new(), live_server, team.emails["dana"])
+    await dana.goto(f"{live_server.base_url}/admin/inboxes/{team.inbox}")
+    await expect(card(dana, "Delete this inbox")).to_contain_text(
+        "Admissions has 1 conversation, so it cannot be deleted"
+    )
+    await expect(card(dana, "Delete this inbox").get_by_role("button")).to_have_count(0)
+
+    async with httpx.AsyncClient(base_url=live_server.base_url, headers=team.auth()) as http:
+        made = await http.post("/api/v1/inboxes", json={"name": "Scholarships"})
+        inbox = made.json()["id"]
+        member = f"/api/v1/inboxes/{inbox}/members/{team.users['ann']}"
+        assert (await http.put(member)).status_code == 201
+        routed = await http.patch(
+            f"/api/v1/phone-numbers/{await number_id(http, team.other_number)}",
+            json={"inbox_id": inbox},
+        )
+        assert routed.status_code == 200
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
+    await live_ready(ann)
+    await mark_no_reload(ann)
+    sidebar = ann.get_by_role("navigation", name="Main")
+    await expect(sidebar.get_by_text("Scholarships")).to_have_count(1)
+
+    await dana.goto(f"{live_server.base_url}/admin/inboxes/{inbox}")
+    delete = card(dana, "Delete this inbox")
+    await expect(delete).to_contain_text(
+        "Its numbers ((415) 555-0177) will route nowhere: texts to them land in Unrouted."
+    )
+    async with dana.expect_navigation(url="**/admin/inboxes"):
+        await delete.get_by_role("button", name="Delete inbox").click()
+    await expect(dana.get_by_text("Scholarships")).to_have_count(0)
+    # Ann's open page loses it at once; the number now routes nowhere.
+    await expect(sidebar.get_by_text("Scholarships")).to_have_count(0)
+    await expect(ann.get_by_text("Scholarships")).to_have_count(0)  # nor among the cards
+    await assert_not_reloaded(ann)
+    await dana.goto(f"{live_server.base_url}/admin/numbers")
+    await expect(dana.get_by_label("Inbox for (415) 555-0177")).to_have_value("")
+
+
+async def number_id(http: httpx.AsyncClient, number: str) -> int:
+    listed = (await http.get("/api/v1/phone-numbers", params={"limit": 100})).json()["items"]
+    return next(n["id"] for n in listed if n["number"] == number)
+
+
 async def test_admin_mistakes_get_a_clear_answer(
     contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:

@@ -2,6 +2,7 @@
 // page again as the server sees it. Forms say what to call in data attributes:
 //   <form data-api="POST /api/v1/inboxes" data-then="/admin/inboxes/{id}">  (else: reload)
 //   <button data-api-click="PATCH /api/v1/users/3" data-body='{"active":false}' data-confirm="…">
+//   <button data-api-click="DELETE /api/v1/inboxes/3" data-then="/admin/inboxes">  (else: reload)
 //   <select data-api-change="PATCH /api/v1/phone-numbers/4" data-field="inbox_id" data-confirm="…">
 
 import { $$, api, formError } from "./dom.js";
@@ -115,7 +116,8 @@ export function initAdmin() {
       button.disabled = true;
       try {
         await api(method, path, button.dataset.body ? JSON.parse(button.dataset.body) : undefined);
-        window.location.reload();
+        if (button.dataset.then) window.location.assign(button.dataset.then);
+        else window.location.reload();
       } catch (error) {
         button.disabled = false;
         window.alert(error.message);
