@@ -35,10 +35,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     text_in = commands.add_parser("text-in", help="text the running server as any phone")
     text_in.add_argument("--from", dest="from_", required=True, help="the texting phone")
     text_in.add_argument("--to", required=True, help="one of our numbers")
+    text_in.add_argument(
+        "--port", type=int, help="the running server's port, when PUBLIC_URL is unset ($PORT)"
+    )
     text_in.add_argument("body")
 
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    settings = Settings.from_env(
+        host=getattr(args, "host", "127.0.0.1"), port=getattr(args, "port", None)
+    )
     setup_logging(settings)
 
     if args.command == "migrate":

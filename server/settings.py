@@ -55,8 +55,18 @@ class Settings:
         return self.public_url.startswith("https://")
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(
+        cls,
+        environ: dict[str, str] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+    ) -> Settings:
+        """`host` and `port`: where `serve` listens (`port` None: `$PORT`, else 8000). Without
+        `PUBLIC_URL` that is the public URL, so that a browser on this machine passes the
+        websocket's `Origin` check and the simulator's webhooks reach the server."""
         env = dict(os.environ if environ is None else environ)
+        listening = local_url(host, port if port is not None else int(env.get("PORT") or 8000))
         data_dir = Path(env.get("SWITCHBOARD_DATA_DIR", "./data"))
         redis_url = env.get("REDIS_URL") or None
         return cls(
@@ -65,7 +75,7 @@ class Settings:
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or None,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
             twilio_api_base=(env.get("TWILIO_API_BASE") or DEFAULT_TWILIO_API_BASE).rstrip("/"),
-            public_url=env.get("PUBLIC_URL") or DEFAULT_PUBLIC_URL,
+            public_url=env.get("PUBLIC_URL") or listening,
             secret_key=env.get("SECRET_KEY") or _stored_secret(data_dir),
             smtp_url=env.get("SMTP_URL") or None,
             data_dir=data_dir,
@@ -78,6 +88,13 @@ class Settings:
             live_poll_seconds=float(env.get("SWITCHBOARD_LIVE_POLL_SECONDS", "1.0")),
             trusted_proxies=env.get("SWITCHBOARD_TRUSTED_PROXIES", "").strip(),
         )
+
+
+def local_url(host: str, port: int) -> str:
+    """The URL of a server listening on `host`:`port`, as a browser on this machine opens it."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _flag(value: str | None, default: bool) -> bool:
