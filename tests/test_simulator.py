@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import sys
-
 import httpx
 
 from server.twilio.simulator import SimulatorGateway, text_in
 from store.models import Contact
-from tests.support.live_server import REPO, LiveServer, settings_env
+from tests.support.live_server import LiveServer, run_cli, settings_env
 from tests.support.messaging import World, events, eventually, messages
 
 STUDENT = "+16175550142"
@@ -74,25 +71,18 @@ async def test_twilios_magic_failing_numbers_fail_in_the_simulator(
 
 
 async def test_text_in_from_the_command_line(live_server: LiveServer, world: World) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server.cli",
+    status, out, err = await run_cli(
+        settings_env(live_server.settings),
         "text-in",
         "--from",
         "617-555-0142",
         "--to",
         world.n2,
         "Is the deadline Friday?",
-        cwd=REPO,
-        env=settings_env(live_server.settings),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
 
-    assert process.returncode == 0, err.decode()
-    assert "delivered" in out.decode()
+    assert status == 0, err
+    assert "delivered" in out
     [stored] = await messages(live_server.state)
     assert (stored.from_number, stored.to_number) == (STUDENT, world.n2)
     assert stored.body == "Is the deadline Friday?"
@@ -101,23 +91,8 @@ async def test_text_in_from_the_command_line(live_server: LiveServer, world: Wor
 async def test_text_in_reports_a_refusal(live_server: LiveServer, world: World) -> None:
     env = settings_env(live_server.settings)
     env["SECRET_KEY"] = "not-the-servers-key"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server.cli",
-        "text-in",
-        "--from",
-        STUDENT,
-        "--to",
-        world.n1,
-        "hello",
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    status, _, err = await run_cli(env, "text-in", "--from", STUDENT, "--to", world.n1, "hello")
 
-    assert process.returncode == 1
-    assert "403" in err.decode()
+    assert status == 1
+    assert "403" in err
     assert await messages(live_server.state) == []

@@ -3,8 +3,6 @@ go live, and `text-in --port` reaches the server."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 
 import httpx
@@ -14,25 +12,9 @@ from websockets.exceptions import InvalidStatus
 from server.settings import Settings, local_url
 from tests.live.helpers import LiveClient
 from tests.ops.conftest import start_logged_server
-from tests.support.live_server import REPO, settings_env
+from tests.support.live_server import run_cli, settings_env
 
 PASSWORD = "a long enough password"
-
-
-async def cli(env: dict[str, str], *args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server.cli",
-        *args,
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, out.decode()
 
 
 def test_the_listening_address_as_a_url() -> None:
@@ -52,8 +34,10 @@ async def test_serve_on_another_port_goes_live_without_public_url(
     server = start_logged_server(settings, tmp_path / "serve.log", PUBLIC_URL="")
     port = server.base_url.rsplit(":", 1)[1]
     try:
-        made = await cli(env, "create-user", "ada@example.edu", "--password", PASSWORD, "--admin")
-        assert made[0] == 0, made[1]
+        made = await run_cli(
+            env, "create-user", "ada@example.edu", "--password", PASSWORD, "--admin"
+        )
+        assert made[0] == 0, made[2]
         async with httpx.AsyncClient(base_url=server.base_url) as http:
             login = await http.post(
                 "/api/v1/auth/login", json={"email": "ada@example.edu", "password": PASSWORD}
@@ -71,9 +55,9 @@ async def test_serve_on_another_port_goes_live_without_public_url(
         assert refused.value.response.status_code == 403
 
         # The simulator signs for the same URL the server checks.
-        sent = await cli(
+        sent = await run_cli(
             env, "text-in", "--port", port, "--from", "+16175550142", "--to", "+16175550100", "Hi"
         )
-        assert sent[0] == 0, sent[1]
+        assert sent[0] == 0, sent[2]
     finally:
         server.stop()

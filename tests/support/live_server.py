@@ -82,6 +82,23 @@ async def start_live_server(
     return LiveServer(f"http://127.0.0.1:{port}", settings, app, server, task)
 
 
+async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`switchboard ARGS…` as a child process: (exit status, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.cli",
+        *args,
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child `switchboard` process use `settings`."""
     env = {
