@@ -7,6 +7,7 @@ hijacking). Everything after the handshake is the realtime node's.
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from starlette.routing import BaseRoute, WebSocketRoute
@@ -18,6 +19,12 @@ from server.auth import credentials
 from server.errors import error_response
 from server.state import AppState
 from server.websocket import DIRECT_WRITE, DirectWriter
+
+log = logging.getLogger("switchboard.ws")
+
+# Refused origins already logged (a bounded set: a flood of forged origins logs little).
+_logged_origins: set[str] = set()
+MAX_LOGGED_ORIGINS = 32
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -69,6 +76,21 @@ def same_origin(origin: str | None, public_url: str) -> bool:
     return bool(origin) and _origin(origin or "") == _origin(public_url)
 
 
+def _log_refused_origin(origin: str | None, public_url: str) -> None:
+    """Say once per origin why a signed-in page's socket was refused: a cross-site attempt,
+    or, far more often, PUBLIC_URL not being the address the browsers use."""
+    key = origin or ""
+    if key in _logged_origins or len(_logged_origins) >= MAX_LOGGED_ORIGINS:
+        return
+    _logged_origins.add(key)
+    log.warning(
+        "websocket refused: its page's Origin %r is not PUBLIC_URL %r; if browsers open "
+        "Switchboard at that address, set PUBLIC_URL to it",
+        origin,
+        public_url,
+    )
+
+
 async def _refuse(websocket: WebSocket, status: int, code: str, detail: str) -> None:
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(error_response(status, code, detail))
@@ -94,7 +116,9 @@ async def live_socket(websocket: WebSocket) -> None:
     if token is None:
         await _refuse(websocket, 401, "unauthorized", "sign in first")
         return
-    if from_cookie and not same_origin(websocket.headers.get("origin"), state.settings.public_url):
+    origin = websocket.headers.get("origin")
+    if from_cookie and not same_origin(origin, state.settings.public_url):
+        _log_refused_origin(origin, state.settings.public_url)
         await _refuse(websocket, 403, "forbidden", "cross-site websocket refused")
         return
     found = await websocket.app.state.socket_sign_ins.check(token)
