@@ -18,7 +18,7 @@ async function csvText(file) {
  * comma or a tab ("Maria Lopez, 617 555 0123"). The part with the most digits is the phone;
  * a name's first word is the first name, the rest the last name.
  */
-export function typedRecipient(line) {
+function typedRecipient(line) {
   const parts = line.split(/[,\t]/).map((part) => part.trim()).filter(Boolean);
   if (parts.length < 2) return { phone: line };
   const digits = (part) => part.replace(/\D/g, "").length;
