@@ -378,6 +378,15 @@ def _like_escape(text: str) -> str:
 
 
 def _matches(q: str) -> ColumnElement[bool]:
+    """`q` as typed, or each of its words somewhere: "Lopez Maya" finds Maya Lopez."""
+    words = q.split()
+    whole = _matches_text(q)
+    if len(words) < 2:
+        return whole
+    return or_(whole, and_(*(_matches_text(word) for word in words)))
+
+
+def _matches_text(q: str) -> ColumnElement[bool]:
     pattern = f"%{_like_escape(q.lower())}%"
     full_name = func.lower(Contact.first_name + " " + Contact.last_name)
     terms: list[ColumnElement[bool]] = [

@@ -10,8 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.access import visible_inbox_ids
-from server.errors import ApiError
+from server.errors import ApiError, invalid
 from server.serializers import contact_json
+from server.services.routing import is_our_number
 from store import outbox
 from store.models import Contact, Conversation, User
 
@@ -28,6 +29,8 @@ async def create_contact(
 ) -> Contact:
     """A new contact; a taken phone is a 409, naming the existing contact's id only when `user`
     may know it (see `may_text`)."""
+    if await is_our_number(session, phone):
+        raise invalid(f"{phone} is one of our own numbers", field="phone")
     existing = await session.scalar(select(Contact.id).where(Contact.phone == phone))
     if existing is not None:
         known = await may_text(session, user, existing)

@@ -27,6 +27,7 @@ from server.services.conversations import (
     record_message,
 )
 from server.services.optout import is_opted_out
+from server.services.routing import is_our_number
 from server.services.segments import segment_count
 from server.state import AppState
 from server.twilio.gateway import Gateway, SendResult
@@ -119,6 +120,10 @@ async def _send(
         conversation = await resolve(session)
         number = await _sending_number(session, conversation, from_number)
         contact = conversation.contact
+        if await is_our_number(session, contact.phone):
+            raise invalid(
+                f"{contact.display_name} is one of our own numbers: a text to it would come back"
+            )
         if await is_opted_out(session, number.messaging_service_id, contact.phone):
             raise ApiError(
                 409,

@@ -8,7 +8,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.services import sql
-from store.models import Inbox, MessagingService, PhoneNumber
+from store import outbox
+from store.models import Inbox, MessagingService, PhoneNumber, User
 
 UNROUTED_NAME = "Unrouted"
 # Arbitrary, fixed: the advisory lock key that serialises creating the Unrouted inbox.
@@ -21,6 +22,7 @@ _ROUTE_OF_NUMBER = select(_numbers.c.inbox_id, _numbers.c.messaging_service_id).
 )
 _services = MessagingService.__table__
 _SERVICE_ID = select(_services.c.id).where(_services.c.sid == bindparam("sid"))
+_ACTIVE_ADMINS = select(User.id).where(User.role == "admin", User.active.is_(True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +42,22 @@ async def unrouted_inbox(session: AsyncSession) -> Inbox:
         inbox = Inbox(name=UNROUTED_NAME, is_unrouted=True)
         session.add(inbox)
         await session.flush()
+        # Admins see every inbox: their open pages add this one and follow it, so the text
+        # that made it shows without a reload.
+        added = {"id": inbox.id, "name": inbox.name, "is_unrouted": True, "unread_count": 0}
+        for admin_id in await session.scalars(_ACTIVE_ADMINS):
+            outbox.emit(session, f"user:{admin_id}", "inbox.added", added)
     return inbox
 
 
 async def _find_unrouted(session: AsyncSession) -> Inbox | None:
     stmt = select(Inbox).where(Inbox.is_unrouted.is_(True)).order_by(Inbox.id).limit(1)
     return await session.scalar(stmt)
+
+
+async def is_our_number(session: AsyncSession, phone: str) -> bool:
+    """Whether `phone` is one of our own numbers: nobody to text, a text to it comes back."""
+    return (await session.execute(_ROUTE_OF_NUMBER, {"number": phone})).first() is not None
 
 
 async def route_inbound(

@@ -49,6 +49,18 @@ async def test_create_contact_and_conflicts(http: httpx.AsyncClient, world: Worl
     assert (await http.get(url, headers=world.auth("alice"))).status_code == 404
     record = await http.get(url, headers=world.auth("admin"))
     assert record.status_code == 200 and record.json()["conversations"] == []
+    # Found by any of its words, in any order; every word must match.
+    for q, found in (
+        ("Maya Lopez", True),
+        ("lopez  maya", True),
+        ("maya example.test", True),
+        ("617 555 0142", True),
+        ("maya smith", False),
+    ):
+        items = (
+            await http.get("/api/v1/contacts", params={"q": q}, headers=world.auth("admin"))
+        ).json()["items"]
+        assert (contact["id"] in [c["id"] for c in items]) is found, q
     for bad, field in (
         ({"phone": "hello"}, "phone"),
         ({}, "phone"),
@@ -64,6 +76,36 @@ async def test_create_contact_and_conflicts(http: httpx.AsyncClient, world: Worl
         response = await http.post("/api/v1/contacts", json=bad, headers=world.auth("alice"))
         assert response.status_code == 422, bad
         assert response.json()["field"] == field
+
+
+async def test_our_own_numbers_are_nobody_to_text(http: httpx.AsyncClient, world: World) -> None:
+    ours = world.numbers["a"]
+    refused = await http.post("/api/v1/contacts", json={"phone": ours}, headers=world.auth("alice"))
+    assert refused.status_code == 422 and refused.json()["field"] == "phone"
+    assert refused.json()["detail"] == f"{ours} is one of our own numbers"
+
+    # A contact that became one of our numbers later (a number bought back, say) is not texted.
+    phone = "+16175550177"
+    made = await http.post("/api/v1/contacts", json={"phone": phone}, headers=world.auth("admin"))
+    assert made.status_code == 201
+    number = {
+        "number": phone,
+        "sid": "PN" + "d" * 32,
+        "messaging_service_id": world.ids["service"],
+        "inbox_id": world.ids["inbox_b"],
+    }
+    assert (
+        await http.post("/api/v1/phone-numbers", json=number, headers=world.auth("admin"))
+    ).status_code == 201
+    sent = await http.post(
+        f"/api/v1/contacts/{made.json()['id']}/messages",
+        json={"inbox_id": world.ids["inbox_a"], "body": "hello"},
+        headers=world.auth("admin"),
+    )
+    assert sent.status_code == 422, sent.text
+    assert "is one of our own numbers" in sent.json()["detail"]
+    record = await http.get(f"/api/v1/contacts/{made.json()['id']}", headers=world.auth("admin"))
+    assert record.json()["conversations"] == []  # refused before anything was written
 
 
 async def test_contacts_visible_through_conversations(
