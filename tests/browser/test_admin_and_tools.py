@@ -284,7 +284,7 @@ async def test_contact_record_shows_details_and_sends_from_a_chosen_inbox(
     # After a STOP the record says so, and the send box refuses.
     await text_in(live_server, "+16175550123", team.number, "stop")
     await ann.get_by_role("link", name="Contact record").click()
-    await expect(ann.locator(".contact-head")).to_contain_text("Opted out")
+    await expect(ann.locator(".contact-head").get_by_text("Opted out")).to_be_visible()
     await expect(card(ann, "Texting permission")).to_contain_text("Opted out")
     await expect(ann.locator("[data-send-blocked]")).to_contain_text(
         "Opted out of texts from Admissions 1:1"
@@ -322,6 +322,30 @@ async def test_contact_record_shows_details_and_sends_from_a_chosen_inbox(
         " not opted out of: be sure they want it."
     )
     await expect(ann.get_by_role("button", name="Send")).to_be_enabled()
+
+    # The open record follows START and STOP as they arrive, without a reload.
+    await live_ready(ann)
+    await mark_no_reload(ann)
+    await text_in(live_server, "+16175550123", team.number, "START")
+    await expect(ann.locator("[data-send-caution]")).to_be_hidden(timeout=LIVE)
+    opted_out_mark = ann.locator(".contact-head").get_by_text("Opted out")
+    await expect(opted_out_mark).to_be_hidden()
+    admissions_service = card(ann, "Texting permission").locator(
+        "[data-service-id]", has_text="Admissions 1:1"
+    )
+    await expect(admissions_service).to_contain_text("Opted back in")
+    inbox_choice = card(ann, "Send a text").get_by_label("From inbox")
+    await inbox_choice.select_option(value=str(team.inbox))
+    await expect(ann.locator("[data-send-blocked]")).to_be_hidden()
+    await expect(ann.get_by_role("button", name="Send")).to_be_enabled()
+    await text_in(live_server, "+16175550123", team.number, "STOP")
+    await expect(ann.locator("[data-send-blocked]")).to_contain_text(
+        "Opted out of texts from Admissions 1:1", timeout=LIVE
+    )
+    await expect(inbox_choice.locator("option:checked")).to_have_text(re.compile(r"opted out\)$"))
+    await expect(opted_out_mark).to_be_visible()
+    await expect(admissions_service).to_contain_text("Opted out · just now")
+    await assert_not_reloaded(ann)
 
 
 async def test_staff_find_their_contacts_and_text_a_new_number(

@@ -299,14 +299,50 @@ async def test_a_failed_reply_says_why_in_words(
     )
 
 
+async def test_the_composer_sends_a_text_once_and_never_cuts_one_short(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    await text_in(live_server, MARIA, team.number, "Are you there?")
+    ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
+    await open_inbox(ann)
+    await row(ann, "Are you there?").click()
+    await ann.wait_for_selector('body[data-page="thread"]')
+    composer = ann.get_by_label("Message to (617) 555-0123")
+
+    # Enter twice before the first send is answered: one text.
+    await composer.fill("Yes, here!")
+    await composer.press("Enter")
+    await composer.press("Enter")
+    await expect(ann.locator(".msg--out .msg__bubble")).to_have_text(["Yes, here!"], timeout=LIVE)
+
+    # A pasted text past the limit is kept whole, the counter says so, and sending refuses it.
+    long_text = "x" * 1700 + " END"
+    await composer.fill(long_text)
+    await expect(ann.locator("[data-counter]")).to_contain_text(
+        "Too long: 1704 characters, at most 1600"
+    )
+    await composer.press("Enter")
+    await expect(ann.get_by_role("alert")).to_contain_text("longer than 1600 characters")
+    await expect(composer).to_have_value(long_text)
+
+    async with httpx.AsyncClient(base_url=live_server.base_url, headers=team.auth()) as http:
+        conversation = ann.url.rsplit("/", 1)[1]
+        sent = (await http.get(f"/api/v1/conversations/{conversation}/messages")).json()
+    assert [m["body"] for m in sent["items"] if m["direction"] == "outbound"] == ["Yes, here!"]
+
+
 async def test_texts_to_an_unrouted_number_reach_admins_only(
     contexts: Contexts, live_server: LiveServer, team: Team
 ) -> None:
     dana = await sign_in(await contexts.new(), live_server, team.emails["dana"])
     ann = await sign_in(await contexts.new(), live_server, team.emails["ann"])
+    await live_ready(dana)
+    await mark_no_reload(dana)
+    # The first unrouted text makes the Unrouted inbox: an admin's open page shows it at once.
     await text_in(live_server, MARIA, "+14155550999", "Is anyone there?")
-    await dana.reload()
     nav = dana.get_by_role("navigation", name="Main")
+    await expect(nav.get_by_role("link", name="Unrouted")).to_contain_text("1", timeout=LIVE)
+    await assert_not_reloaded(dana)
     await nav.get_by_role("link", name="Unrouted").click()
     await expect(dana.locator(".conv")).to_contain_text("Is anyone there?")
     await expect(dana.locator(".list-head .pill")).to_have_text("Unrouted")

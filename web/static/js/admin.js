@@ -5,7 +5,7 @@
 //   <button data-api-click="DELETE /api/v1/inboxes/3" data-then="/admin/inboxes">  (else: reload)
 //   <select data-api-change="PATCH /api/v1/phone-numbers/4" data-field="inbox_id" data-confirm="…">
 
-import { $$, api, formError } from "./dom.js";
+import { $$, api, formError, onSubmit } from "./dom.js";
 import { campaignBody, recipientSource } from "./campaign.js";
 
 function splitCall(spec) {
@@ -71,6 +71,7 @@ async function bodyOf(form) {
   return collect(form);
 }
 
+/** Send a form as its data-api says; true when the page is leaving (it reloads or moves on). */
 async function submitForm(form) {
   let [method, path] = splitCall(form.dataset.api);
   const button = form.querySelector('[type="submit"]');
@@ -89,24 +90,25 @@ async function submitForm(form) {
     // Any routing warning shows on the page as the server renders it next.
     const answer = await api(method, path, body);
     const then = form.dataset.then;
-    if (then) window.location.assign(then.replace("{id}", answer && answer.id));
-    else if (saved) {
+    if (saved && !then) {
       // The form already shows what was saved: say so, and stay.
       saved.hidden = false;
       if (button) button.disabled = false;
-    } else window.location.reload();
+      return false;
+    }
+    if (then) window.location.assign(then.replace("{id}", answer && answer.id));
+    else window.location.reload();
+    return true;
   } catch (error) {
     formError(form, error.message);
     if (button) button.disabled = false;
+    return false;
   }
 }
 
 export function initAdmin() {
   for (const form of $$("form[data-api]")) {
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      submitForm(form);
-    });
+    onSubmit(form, () => submitForm(form));
   }
 
   for (const button of $$("[data-api-click]")) {

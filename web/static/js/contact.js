@@ -2,7 +2,7 @@
 // (pick the inbox, see at once if the contact opted out of its messaging service), and the
 // contacts page's form for a number nobody has texted yet; a text lands you in the thread.
 
-import { boot, $, $$, api, formError } from "./dom.js";
+import { boot, $, $$, api, formError, onSubmit } from "./dom.js";
 import { bindCounter } from "./segments.js";
 
 /** Ctrl/Cmd+Enter in the message sends, as in a thread. */
@@ -38,8 +38,7 @@ function initEdit() {
   for (const button of $$('[data-action="edit-contact"]')) {
     button.addEventListener("click", () => show(form.hidden));
   }
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  onSubmit(form, async () => {
     const { first_name: first, last_name: last, email } = form.elements;
     formError(form, "");
     try {
@@ -49,23 +48,55 @@ function initEdit() {
         email: email.value,
       });
       window.location.reload();
+      return true;
     } catch (error) {
       formError(form, error.message);
+      return false;
     }
   });
 }
 
-export function initContact() {
+/** The record's opt-out marks, after a STOP or START arrives (the send box follows). */
+function showOptChange(change, names) {
+  const state = $(`[data-service-id="${change.messaging_service_id}"] [data-opt-state]`);
+  if (state) {
+    state.className = `pill ${change.opted_out ? "pill--danger" : "pill--ok"}`;
+    state.textContent = change.opted_out ? "Opted out · just now" : "Opted back in";
+  }
+  const pill = $("[data-opted-out-pill]");
+  if (pill) pill.hidden = !$$("[data-opt-state].pill--danger").length;
+  const name = $(`[data-service-id="${change.messaging_service_id}"] .cell-main`);
+  if (name) {
+    names.delete(name.textContent);
+    if (change.opted_out) names.add(name.textContent);
+  }
+}
+
+export function initContact({ on }) {
   initEdit();
+  const optedOutOf = new Set(boot.contact.opted_out_of || []);
+  const sendBox = initSendBox(optedOutOf);
+  on((channel, type, data) => {
+    if (type !== "contact.opted_out" && type !== "contact.opted_in") return;
+    if (data.contact_id !== boot.contact.id) return;
+    showOptChange(data, optedOutOf);
+    if (sendBox) sendBox(data);
+  });
+}
+
+/**
+ * The record's send box: pick the inbox, see at once if the contact opted out of its
+ * service. Returns what to do when an opt-out changes (null without a send box).
+ */
+function initSendBox(optedOutOf) {
   const form = $("[data-contact-send]");
-  if (!form) return;
+  if (!form) return null;
   const options = new Map((boot.contact.options || []).map((o) => [String(o.inbox_id), o]));
   const select = $("[data-inbox-select]", form);
   const textarea = $("[data-composer-body]", form);
   const button = $("[data-send]", form);
   const blocked = $("[data-send-blocked]", form);
   const caution = $("[data-send-caution]", form);
-  const optedOutOf = boot.contact.opted_out_of || [];
   bindCounter(textarea, $("[data-counter]", form));
 
   const refresh = () => {
@@ -79,7 +110,7 @@ export function initContact() {
     }
     // A STOP holds for its own messaging service only: sending from another is allowed, but
     // staff should know they asked to stop.
-    const elsewhere = out || !option ? [] : optedOutOf.filter((name) => name !== option.service);
+    const elsewhere = out || !option ? [] : [...optedOutOf].filter((name) => name !== option.service);
     caution.hidden = !elsewhere.length;
     if (elsewhere.length) {
       $("[data-send-caution-text]", caution).textContent =
@@ -93,21 +124,32 @@ export function initContact() {
 
   sendOnCtrlEnter(form, textarea);
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  onSubmit(form, async () => {
     if (!textarea.value.trim()) {
       formError(form, "Write something first.");
-      return;
+      return false;
     }
     button.disabled = true;
     formError(form, "");
     try {
       await sendAndOpen(form.dataset.contactId, Number(select.value), textarea.value);
+      return true;
     } catch (error) {
       formError(form, error.message);
       button.disabled = false;
+      return false;
     }
   });
+
+  return (change) => {
+    for (const option of options.values()) {
+      if (option.service_id !== change.messaging_service_id) continue;
+      option.opted_out = change.opted_out;
+      const choice = $(`option[value="${option.inbox_id}"]`, select);
+      choice.textContent = choice.dataset.label + (change.opted_out ? " (opted out)" : "");
+    }
+    refresh();
+  };
 }
 
 /** The contact for a number: added now, or the one it already is when I may text it. */
@@ -131,8 +173,7 @@ export function initNewText() {
   bindCounter(textarea, $("[data-counter]", form));
   sendOnCtrlEnter(form, textarea);
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  onSubmit(form, async () => {
     const { phone, first_name: first, last_name: last, inbox_id: inbox } = form.elements;
     if (!phone.value.trim()) return formError(form, "Give the number to text.");
     if (!textarea.value.trim()) return formError(form, "Write something first.");
@@ -141,9 +182,11 @@ export function initNewText() {
     try {
       const fields = { phone: phone.value.trim(), first_name: first.value, last_name: last.value };
       await sendAndOpen(await contactFor(fields), Number(inbox.value), textarea.value);
+      return true;
     } catch (error) {
       formError(form, error.message);
       button.disabled = false;
+      return false;
     }
   });
 }

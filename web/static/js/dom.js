@@ -83,6 +83,27 @@ export async function api(method, path, body) {
 
 let toastTimer = null;
 /** A short message in the corner, for outcomes that have no better place on the page. */
+/**
+ * Handle a form's submits one at a time: one made while the last is still in flight (Enter
+ * pressed twice, a double tap) is dropped, so a text is never sent twice. A disabled Send
+ * button alone does not stop `requestSubmit()`. `handler` resolves `true` when the page is
+ * leaving (it navigated): the form then takes no more submits.
+ */
+export function onSubmit(form, handler) {
+  let busy = false;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (busy) return;
+    busy = true;
+    let leaving = false;
+    try {
+      leaving = (await handler(event)) === true;
+    } finally {
+      busy = leaving;
+    }
+  });
+}
+
 export function toast(text, kind = "info") {
   const el = document.querySelector("[data-toast]");
   if (!el) return;

@@ -33,11 +33,20 @@ export function countSegments(text) {
   return { encoding: "UCS-2", units, segments, limit: segments === 1 ? single : multi * segments, culprit };
 }
 
-/** Keep a counter element in step with a textarea: "42 / 160 · 1 segment · GSM-7". */
+/** The most characters one text may have (Twilio's limit; the API refuses more). */
+export const MAX_CHARACTERS = 1600;
+
+/**
+ * Keep a counter element in step with a textarea: "42 / 160 · 1 segment · GSM-7". Past
+ * MAX_CHARACTERS it says so first; the box does not cut a pasted text short without a word.
+ */
 export function bindCounter(textarea, counter) {
   const update = () => {
     const info = countSegments(textarea.value);
+    const characters = [...textarea.value].length;
+    const over = characters > MAX_CHARACTERS;
     const parts = [`${info.units} / ${info.limit}`, `${info.segments} segment${info.segments === 1 ? "" : "s"}`];
+    if (over) parts.unshift(`Too long: ${characters} characters, at most ${MAX_CHARACTERS}`);
     if (info.encoding === "GSM-7") parts.push("GSM-7");
     else {
       const shown = info.culprit.trim() ? `“${info.culprit}”` : "a special character";
@@ -45,7 +54,8 @@ export function bindCounter(textarea, counter) {
     }
     counter.textContent = parts.join(" · ");
     counter.classList.toggle("counter--ucs2", info.encoding === "UCS-2");
-    counter.classList.toggle("counter--long", info.segments > 3);
+    counter.classList.toggle("counter--long", info.segments > 3 && !over);
+    counter.classList.toggle("counter--over", over);
     counter.title =
       info.encoding === "GSM-7"
         ? "Plain SMS alphabet: 160 characters in one segment, 153 per segment when split."

@@ -1,7 +1,7 @@
 // The simulator's fake phone: texts go in as signed webhooks; what our side sends to this
 // phone shows up live (an admin follows every inbox, so every message event reaches here).
 
-import { $, $$, api, clock, formError, parseTime, prettyPhone } from "./dom.js";
+import { $, $$, api, clock, formError, onSubmit, parseTime, prettyPhone } from "./dom.js";
 
 // Twilio answers STOP and START itself, before anything reaches us, and tells us nothing of
 // its answer; the fake phone shows what a real phone would get (Twilio's default wording).
@@ -93,8 +93,7 @@ export function initSimulator({ on }) {
     }),
   );
 
-  compose.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  onSubmit(compose, async () => {
     const input = compose.elements.body;
     const body = input.value;
     if (!body.trim()) return;

@@ -14,6 +14,7 @@ import {
   fromTemplate,
   isNamed,
   listNames,
+  onSubmit,
   parseTime,
   personName,
   prettyPhone,
@@ -333,8 +334,7 @@ export function initThread({ live, on, onOpen }) {
         composer.requestSubmit();
       }
     });
-    composer.addEventListener("submit", async (event) => {
-      event.preventDefault();
+    onSubmit(composer, async () => {
       const body = textarea.value;
       if (!body.trim()) {
         formError(composer, "Write something first.");
