@@ -224,9 +224,7 @@ async def test_being_added_to_an_inbox_shows_it_at_once(
     badge = sidebar.locator(f'[data-nav-inbox="{team.inbox}"] [data-slot="badge"]')
     await expect(badge).to_contain_text("1", timeout=LIVE)
     await expect(card).to_contain_text("1 unread")
-    await expect(ben.locator("[data-home-summary]")).to_have_text(
-        "1 conversation waiting for a reply."
-    )
+    await expect(ben.locator("[data-home-summary]")).to_have_text("1 unread conversation.")
     await assert_not_reloaded(ben)
     await sidebar.get_by_role("link", name="Admissions").click()
     await expect(ben.get_by_text("Are you there?")).to_be_visible(timeout=LIVE)

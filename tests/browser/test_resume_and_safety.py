@@ -284,9 +284,19 @@ async def test_going_offline_and_back_resumes_with_nothing_missed(
     await expect(ann.locator("[data-conn-banner]")).to_be_visible(timeout=LIVE)
     await text_in(live_server, MARIA, team.number, "Sent while offline")
     await text_in(live_server, "+16175550144", team.number, "Also while offline")
+    # A reply tried offline says why it did not go, and keeps the draft.
+    composer = ann.get_by_label("Message to (617) 555-0123")
+    await composer.fill("Are you still there?")
+    await composer.press("Enter")
+    await expect(ann.get_by_role("alert")).to_have_text(
+        "Could not reach the server. Check your connection."
+    )
     await context.set_offline(False)
 
     await expect(ann.locator("[data-conn-banner]")).to_be_hidden(timeout=LIVE)
+    # Back online, that no longer holds; the draft is still there to send.
+    await expect(ann.get_by_role("alert")).to_be_hidden()
+    await expect(composer).to_have_value("Are you still there?")
     await expect(ann.locator(".msg--in .msg__bubble")).to_have_text(
         ["Before going offline", "Sent while offline"], timeout=LIVE
     )

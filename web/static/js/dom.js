@@ -81,8 +81,6 @@ export async function api(method, path, body) {
   return data;
 }
 
-let toastTimer = null;
-/** A short message in the corner, for outcomes that have no better place on the page. */
 /**
  * Handle a form's submits one at a time: one made while the last is still in flight (Enter
  * pressed twice, a double tap) is dropped, so a text is never sent twice. A disabled Send
@@ -104,6 +102,8 @@ export function onSubmit(form, handler) {
   });
 }
 
+let toastTimer = null;
+/** A short message in the corner, for outcomes that have no better place on the page. */
 export function toast(text, kind = "info") {
   const el = document.querySelector("[data-toast]");
   if (!el) return;

@@ -148,7 +148,7 @@ function applyCounts(items) {
   const summary = $("[data-home-summary]");
   if (summary) {
     summary.textContent = total
-      ? `${total} conversation${total === 1 ? "" : "s"} waiting for a reply.`
+      ? `${total} unread conversation${total === 1 ? "" : "s"}.`
       : "You're all caught up.";
   }
   const topbar = $("[data-total-unread]");

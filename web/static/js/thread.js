@@ -334,6 +334,12 @@ export function initThread({ live, on, onOpen }) {
         composer.requestSubmit();
       }
     });
+    // "Could not reach the server" goes once the connection is back: the draft is still there.
+    let unreachable = false;
+    onOpen(() => {
+      if (unreachable) formError(composer, "");
+      unreachable = false;
+    });
     onSubmit(composer, async () => {
       const body = textarea.value;
       if (!body.trim()) {
@@ -352,6 +358,7 @@ export function initThread({ live, on, onOpen }) {
       } catch (error) {
         if (error.code === "opted_out") showBlocked(optedOutReason());
         else formError(composer, error.message);
+        unreachable = error.code === "network";
       } finally {
         button.disabled = false;
         textarea.focus();
