@@ -473,7 +473,10 @@ async def test_simulator_phone_texts_in_and_gets_the_reply(
     for keyword in ("STOP", "START"):
         await dana.get_by_label("Text message").fill(keyword)
         await dana.get_by_label("Text message").press("Enter")
-        await expect(phone.locator(".msg--phone-out .msg__bubble").last).to_have_text(keyword)
+        await expect(phone.locator(".msg--phone-out .msg__bubble").last).to_have_text(
+            keyword, timeout=LIVE
+        )
+        await expect(dana.get_by_role("button", name="Send")).to_be_enabled(timeout=LIVE)
     replies = phone.locator("[data-twilio-reply]")
     await expect(replies).to_have_count(2, timeout=LIVE)
     await expect(replies.locator(".msg__bubble")).to_have_text(
@@ -489,7 +492,7 @@ async def test_simulator_phone_texts_in_and_gets_the_reply(
     await dana.get_by_label("Texting our number (To)").fill(team.number)
     await dana.get_by_label("Texting our number (To)").press("Tab")
     await expect(phone.locator("[data-twilio-reply]")).to_have_count(2, timeout=LIVE)
-    await expect(phone.locator(".msg__bubble")).to_have_count(6)
+    await expect(phone.locator(".msg__bubble")).to_have_count(6, timeout=LIVE)
 
 
 async def test_staff_get_no_admin_or_simulator_pages(

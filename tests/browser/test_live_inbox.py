@@ -312,6 +312,7 @@ async def test_the_composer_sends_a_text_once_and_never_cuts_one_short(
     await composer.press("Enter")
     await composer.press("Enter")
     await expect(ann.locator(".msg--out .msg__bubble")).to_have_text(["Yes, here!"], timeout=LIVE)
+    await expect(ann.get_by_role("button", name="Send")).to_be_enabled()  # answered
 
     # A pasted text past the limit is kept whole, the counter says so, and sending refuses it.
     long_text = "x" * 1700 + " END"

@@ -99,6 +99,7 @@ export function initSimulator({ on }) {
     if (!body.trim()) return;
     const button = compose.querySelector("button");
     button.disabled = true;
+    input.value = ""; // at once: the answer must not wipe the next text being typed
     try {
       // Always what the fields say now, whatever the last thread loaded was.
       const sent = await api("POST", "/simulator/messages", {
@@ -108,9 +109,9 @@ export function initSimulator({ on }) {
       });
       phone = sent.phone;
       number = sent.number;
-      input.value = "";
-      await load();
+      load(); // not awaited: the phone takes its next text while the thread reloads
     } catch (error) {
+      if (!input.value) input.value = body;
       formError(settings, error.message);
     } finally {
       button.disabled = false;

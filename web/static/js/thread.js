@@ -349,13 +349,19 @@ export function initThread({ live, on, onOpen }) {
       const button = $("[data-send]", composer);
       button.disabled = true;
       formError(composer, "");
+      // The box empties at once, so that the answer cannot wipe what is typed next; a text
+      // that did not go comes back into it (unless something new was typed meanwhile).
+      textarea.value = "";
+      textarea.dispatchEvent(new Event("input"));
       try {
         const message = await api("POST", `/api/v1/conversations/${conversationId}/messages`, { body });
-        textarea.value = "";
-        textarea.dispatchEvent(new Event("input"));
         upsert(message);
         toBottom();
       } catch (error) {
+        if (!textarea.value) {
+          textarea.value = body;
+          textarea.dispatchEvent(new Event("input"));
+        }
         if (error.code === "opted_out") showBlocked(optedOutReason());
         else formError(composer, error.message);
         unreachable = error.code === "network";
