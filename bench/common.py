@@ -374,6 +374,7 @@ class FrameCounter:
     """The C program counting the frames of the clients a worker hands over to it."""
 
     def __init__(self, program: Path, adapter: ClientAdapter, fds: list[int]) -> None:
+        self.sockets = len(fds)
         ping, pong = adapter.text_ping or ("", "")
         self._process = subprocess.Popen(
             [str(program), adapter.event_marker.decode(), ping, pong, *map(str, fds)],
@@ -402,14 +403,18 @@ def _worker_report(report: WorkerReport, counter: FrameCounter | None) -> Worker
     """The worker's own counts (probes, and frames before the hand-over) with the counter's."""
     if counter is None:
         return report
-    frames, first, last, _open, errors = counter.counts()
-    if errors:
-        report.errors.append(f"frame counter: {errors} pongs could not be sent")
+    frames, first, last, open_sockets, failed_pongs = counter.counts()
+    errors = list(report.errors)
+    if open_sockets < counter.sockets:
+        errors.append(f"frame counter: {counter.sockets - open_sockets} sockets closed early")
+    if failed_pongs:
+        errors.append(f"frame counter: {failed_pongs} pongs could not be sent")
     return replace(
         report,
         frames=report.frames + frames,
         first_frame=min(report.first_frame, first),
         last_frame=max(report.last_frame, last),
+        errors=errors,
     )
 
 
@@ -673,6 +678,8 @@ async def measure_fanout(
         raise
     cpu, rss = await sampler.stop()
     report = await fleet.stop()
+    for error in report.errors[:5]:
+        print(f"  {system} client error: {error}", file=sys.stderr)
     processes = len(server_pids)
     return fanout_result(system, processes, clients, events, rate, sent_at, report, cpu, rss)
 
