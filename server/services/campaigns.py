@@ -233,13 +233,15 @@ async def _known_by_phone(session: AsyncSession, phones: Sequence[str]) -> dict[
 
 
 def _filled_in(known: ContactValues, item: RecipientInput) -> RecipientInput:
-    """A known contact's values once an import fills it in: blanks change nothing, fields
-    given are merged into its fields."""
+    """A known contact's values once an import fills it in: what it lacks is filled in, but
+    a name or email it has stays (a list never renames someone staff know: their contact
+    record does), and fields given are merged into its fields."""
+    named = bool(known.first_name or known.last_name)
     return RecipientInput(
         phone=known.phone,
-        first_name=item.first_name or known.first_name,
-        last_name=item.last_name or known.last_name,
-        email=item.email or known.email,
+        first_name=known.first_name if named else item.first_name,
+        last_name=known.last_name if named else item.last_name,
+        email=known.email or item.email,
         fields={**(known.fields or {}), **item.fields} if item.fields else known.fields or {},
     )
 

@@ -111,6 +111,25 @@ async def test_recipients_given_as_data_are_normalised_merged_and_saved_on_conta
     assert (ann.first_name, ann.last_name) == ("Ann", "Lee")
     assert [item["body"] for item in body["preview"]["items"]] == ["Hello Ann Lee", "Hello Bo Chan"]
 
+    # A list never renames a contact who has a name, nor changes an email; it fills in what
+    # a contact lacks and merges fields.
+    again = await post(
+        twilio_http,
+        blast,
+        **draft(blast, body="Hello {first_name} {last_name}"),
+        recipients=[
+            {"phone": "6175550100", "first_name": "Wrong", "last_name": "Person"},
+            {"phone": "6175550101", "first_name": "Bob", "fields": {"grade": "12"}},
+        ],
+    )
+    assert again.status_code == 201, again.text
+    assert [item["body"] for item in again.json()["preview"]["items"]] == [
+        "Hello Ann Lee",
+        "Hello Bo Chan",
+    ]
+    bo = await contact(twilio_server, "+16175550101")
+    assert (bo.first_name, bo.last_name, bo.fields) == ("Bo", "Chan", {"grade": "12"})
+
     bad = await post(
         twilio_http,
         blast,
@@ -252,7 +271,7 @@ async def test_an_import_is_checked_before_anything_is_written_then_written_in_c
     rows = (
         "phone,first_name,grade\n"
         "6175552000,,11\n"  # known, given a grade by this import
-        "6175552001,Bea,\n"  # known, keeps grade 9 (a blank changes nothing)
+        "6175552001,Bea,\n"  # known: keeps its name and grade 9 (a blank changes nothing)
         "6175550300,Cy,10\n"  # new
     )
     with transactions_of(state, "begin") as begun:
@@ -286,7 +305,7 @@ async def test_an_import_is_checked_before_anything_is_written_then_written_in_c
     preview = await twilio_http.get(f"{CAMPAIGNS}/{campaign_id}/preview", headers=blast.auth)
     assert [item["body"] for item in preview.json()["items"]] == [
         "Hi First0 (11)",
-        "Hi Bea (9)",
+        "Hi First0 (9)",
         "Hi Cy (10)",
         "Hi Di (12)",
         "Hi Ed (12)",
