@@ -211,6 +211,42 @@ async def test_admin_deletes_an_inbox_without_conversations(
     await expect(dana.get_by_label("Inbox for (415) 555-0177")).to_have_value("")
 
 
+async def test_a_routing_select_saves_a_choice_not_each_arrow_key(
+    contexts: Contexts, live_server: LiveServer, team: Team
+) -> None:
+    dana = await sign_in(await contexts.new(), live_server, team.emails["dana"])
+    await dana.goto(live_server.base_url + "/admin/numbers")
+    route = dana.get_by_label("Inbox for (415) 555-0100")
+    status = dana.get_by_role("row", name="(415) 555-0100").locator("[data-change-status]")
+    admissions = str(team.inbox)
+    await expect(route).to_have_value(admissions)
+
+    async def routed_to() -> int | None:
+        async with httpx.AsyncClient(base_url=live_server.base_url, headers=team.auth()) as http:
+            listed = (await http.get("/api/v1/phone-numbers", params={"limit": 100})).json()
+        return next(n["inbox_id"] for n in listed["items"] if n["number"] == team.number)
+
+    # Looking through the inboxes with the keys changes nothing; leaving puts it back.
+    await route.focus()
+    await route.press("ArrowDown")
+    await expect(status).to_have_text("Press Enter to save")
+    assert await routed_to() == team.inbox
+    await route.press("Tab")
+    await expect(status).to_have_text("Not saved")
+    await expect(route).to_have_value(admissions)
+    assert await routed_to() == team.inbox
+
+    # Enter saves the choice the keys made.
+    await route.focus()
+    await route.press("ArrowDown")
+    chosen = await route.input_value()
+    assert chosen != admissions
+    await route.press("Enter")
+    await expect(status).to_contain_text("Saved", timeout=LIVE)
+    assert await routed_to() == int(chosen)
+    await expect(route).to_be_focused()
+
+
 async def number_id(http: httpx.AsyncClient, number: str) -> int:
     listed = (await http.get("/api/v1/phone-numbers", params={"limit": 100})).json()["items"]
     return next(n["id"] for n in listed if n["number"] == number)

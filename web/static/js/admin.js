@@ -127,37 +127,79 @@ export function initAdmin() {
     });
   }
 
-  for (const select of $$("select[data-api-change]")) {
-    let saved = select.value;
-    const status = select.parentElement.querySelector("[data-change-status]");
-    select.addEventListener("change", async () => {
+  for (const select of $$("select[data-api-change]")) initSavingSelect(select);
+}
+
+/**
+ * A select that saves as soon as a choice is made: with the mouse, or with Enter. Arrow keys
+ * on a closed select change its value (and fire "change") at each press, so a choice made by
+ * keys waits for Enter, and leaving the select without it puts the saved value back: a
+ * keyboard user looking through the inboxes does not re-route a number on the way.
+ */
+function initSavingSelect(select) {
+  let saved = select.value;
+  let byKeys = false;
+  const status = select.parentElement.querySelector("[data-change-status]");
+  const say = (text) => {
+    if (status) status.textContent = text;
+  };
+
+  let saving = false;
+  async function save() {
+    const chosen = select.value;
+    if (saving || chosen === saved) return;
+    saving = true;
+    try {
       if (select.dataset.confirm && !window.confirm(select.dataset.confirm)) {
         select.value = saved;
+        say("");
         return;
       }
+      select.value = chosen; // the question took the focus: a blur may have put it back
       const [method, path] = splitCall(select.dataset.apiChange);
       const field = select.dataset.field;
-      const value = field.endsWith("_id") ? (select.value === "" ? null : Number(select.value)) : select.value;
+      const value = field.endsWith("_id") ? (chosen === "" ? null : Number(chosen)) : chosen;
       select.disabled = true;
-      if (status) status.textContent = "Saving…";
-      try {
-        const answer = await api(method, path, { [field]: value });
-        saved = select.value;
-        const warning = warningsText(answer);
-        if (status) {
-          status.replaceChildren();
-          const pill = document.createElement("span");
-          pill.className = warning ? "pill pill--warn" : "pill pill--ok";
-          pill.textContent = warning ? "Saved — inbox mixes blast numbers" : "Saved";
-          if (warning) pill.title = warning;
-          status.append(pill);
-        }
-      } catch (error) {
-        select.value = saved;
-        if (status) status.textContent = error.message;
-      } finally {
-        select.disabled = false;
+      say("Saving…");
+      const answer = await api(method, path, { [field]: value });
+      saved = chosen;
+      const warning = warningsText(answer);
+      if (status) {
+        status.replaceChildren();
+        const pill = document.createElement("span");
+        pill.className = warning ? "pill pill--warn" : "pill pill--ok";
+        pill.textContent = warning ? "Saved — inbox mixes blast numbers" : "Saved";
+        if (warning) pill.title = warning;
+        status.append(pill);
       }
-    });
+    } catch (error) {
+      select.value = saved;
+      say(error.message);
+    } finally {
+      saving = false;
+      select.disabled = false;
+      if (byKeys) select.focus(); // disabling it took the keyboard's place away
+    }
   }
+
+  select.addEventListener("pointerdown", () => {
+    byKeys = false;
+  });
+  select.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      save();
+    } else if (event.key !== "Tab") {
+      byKeys = true;
+    }
+  });
+  select.addEventListener("change", () => {
+    if (byKeys) say(select.value === saved ? "" : "Press Enter to save");
+    else save();
+  });
+  select.addEventListener("blur", () => {
+    if (saving || select.value === saved) return;
+    select.value = saved;
+    say("Not saved");
+  });
 }
