@@ -108,13 +108,13 @@ SCHEMAS: dict[str, Schema] = {
     "MessagingServiceInput": obj(
         ("name", "sid", "purpose"),
         name=STRING,
-        sid={"type": "string", "pattern": "^MG[0-9A-Za-z]{1,32}$"},
+        sid={"type": "string", "pattern": "^MG[0-9a-fA-F]{32}$"},
         purpose={"enum": ["one_to_one", "blast"]},
     ),
     "MessagingServicePatch": obj(
         (),
         name=STRING,
-        sid={"type": "string", "pattern": "^MG[0-9A-Za-z]{1,32}$"},
+        sid={"type": "string", "pattern": "^MG[0-9a-fA-F]{32}$"},
     ),
     "PhoneNumber": obj(
         ("id", "sid", "number", "messaging_service_id", "inbox_id"),
@@ -129,7 +129,7 @@ SCHEMAS: dict[str, Schema] = {
     "PhoneNumberInput": obj(
         ("number", "sid", "messaging_service_id"),
         number=STRING,
-        sid={"type": "string", "pattern": "^PN[0-9A-Za-z]{1,32}$"},
+        sid={"type": "string", "pattern": "^PN[0-9a-fA-F]{32}$"},
         messaging_service_id=ID,
         inbox_id=nullable(ID),
     ),

@@ -21,8 +21,8 @@ from server.serializers import inbox_json, messaging_service_json, phone_number_
 from server.services import admin
 from store.ids import parse_id
 
-SERVICE_SID = re.compile(r"MG[0-9A-Za-z]{1,32}")
-NUMBER_SID = re.compile(r"PN[0-9A-Za-z]{1,32}")
+SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
+NUMBER_SID = re.compile(r"PN[0-9a-fA-F]{32}")
 MAX_NOTIFY_DELAY = 7 * 24 * 3600
 MAX_NOTIFY_ADDRESSES = 50
 
@@ -30,7 +30,11 @@ MAX_NOTIFY_ADDRESSES = 50
 def _sid(fields: Fields, pattern: re.Pattern[str], prefix: str, required: bool = True) -> Any:
     sid = fields.text("sid", max_length=34, required=required)
     if sid is not MISSING and not pattern.fullmatch(sid):
-        raise invalid(f"sid must look like {prefix}… (letters and digits)", field="sid")
+        raise invalid(
+            f"sid must be {prefix} and 32 hexadecimal digits (0-9, a-f), as Twilio's console "
+            "shows it",
+            field="sid",
+        )
     return sid
 
 

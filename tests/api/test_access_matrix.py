@@ -93,7 +93,9 @@ RULES: dict[tuple[str, str], Rule] = {
     # admin
     ("GET", "/api/v1/messaging-services"): Rule("admin"),
     ("POST", "/api/v1/messaging-services"): Rule(
-        "admin", (201,), body=lambda w, s: {"name": "S", "sid": f"MG{next(_n)}", "purpose": "blast"}
+        "admin",
+        (201,),
+        body=lambda w, s: {"name": "S", "sid": f"MG{next(_n):032x}", "purpose": "blast"},
     ),
     ("PATCH", "/api/v1/messaging-services/{id}"): Rule(
         "admin", params=by_id("service"), body=lambda w, s: {"name": "Admissions 1:1"}
@@ -104,7 +106,7 @@ RULES: dict[tuple[str, str], Rule] = {
         (201,),
         body=lambda w, s: {
             "number": f"+1212555{next(_n):04d}",
-            "sid": f"PN{next(_n)}",
+            "sid": f"PN{next(_n):032x}",
             "messaging_service_id": w.ids["service"],
             "inbox_id": s.inbox if s.name != "unrouted" else None,
         },

@@ -28,10 +28,12 @@ async def test_messaging_services(http: httpx.AsyncClient, world: World) -> None
     for bad, field in (
         ({**body, "sid": "XX123"}, "sid"),
         ({**body, "sid": "MG" + "b" * 40}, "sid"),
+        ({**body, "sid": "MG123"}, "sid"),  # as short as a typo
+        ({**body, "sid": "MG" + "g" * 32}, "sid"),  # not hexadecimal
         ({**body, "purpose": "both"}, "purpose"),
         ({**body, "name": "  "}, "name"),
         ({**body, "name": 7}, "name"),
-        ({"sid": "MGabc", "purpose": "blast"}, "name"),
+        ({"sid": "MG" + "a" * 32, "purpose": "blast"}, "name"),
         ({**body, "extra": 1}, "extra"),
     ):
         response = await call(http, world, "POST", "/api/v1/messaging-services", bad)
@@ -110,7 +112,9 @@ async def test_phone_numbers_routing_and_mixed_purpose_warnings(
     number = created.json()
     assert number["number"] == "+14155550199" and number["inbox_id"] == world.ids["inbox_a"]
     assert number["warnings"] == []
-    dup_number = await call(http, world, "POST", "/api/v1/phone-numbers", {**body, "sid": "PN1"})
+    dup_number = await call(
+        http, world, "POST", "/api/v1/phone-numbers", {**body, "sid": "PN" + "1" * 32}
+    )
     assert dup_number.status_code == 409 and dup_number.json()["field"] == "number"
     dup_sid = await call(
         http, world, "POST", "/api/v1/phone-numbers", {**body, "number": "+14155550198"}
