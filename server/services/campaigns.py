@@ -472,7 +472,10 @@ def check_rate(value: Any) -> float:
     if value is None:
         return 10.0
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_RATE:
-        raise invalid(f"rate_per_second must be a number above 0 and at most {MAX_RATE:g}")
+        raise invalid(
+            f"rate_per_second (texts per second) must be above 0 and at most {MAX_RATE:g}",
+            field="rate_per_second",
+        )
     return float(value)
 
 

@@ -637,6 +637,13 @@ async def test_a_campaign_with_a_start_time_is_scheduled_not_sent(
     await form.get_by_label("Phone numbers", exact=True).fill(
         "617 555 0160\nMaría José Ortiz, 617 555 0161\n(617) 555-0162\tLee"
     )
+    # A rate the API refuses is refused, not quietly replaced.
+    await form.get_by_label("Texts per second").fill("0")
+    await form.get_by_role("button", name="Create draft").click()
+    await expect(form.get_by_role("alert")).to_contain_text(
+        "texts per second) must be above 0 and at most 100"
+    )
+    await form.get_by_label("Texts per second").fill("5")
     async with dana.expect_navigation():
         await form.get_by_role("button", name="Create draft").click()
     previews = card(dana, "Message").locator(".campaign-preview")
@@ -661,6 +668,7 @@ async def test_a_campaign_with_a_start_time_is_scheduled_not_sent(
         campaigns = (await http.get("/api/v1/campaigns")).json()["items"]
     [shown] = [c for c in campaigns if c["name"] == "Decision day"]
     assert (shown["status"], shown["start_at"]) == ("scheduled", "2031-03-14T13:30:00Z")
+    assert shown["rate_per_second"] == 5
     assert shown["counts"]["sent"] == 0
 
 

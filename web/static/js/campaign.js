@@ -52,7 +52,10 @@ export async function campaignBody(form) {
     name: form.elements.name.value,
     messaging_service_id: Number(form.elements.messaging_service_id.value),
     body: form.elements.body.value,
-    rate_per_second: Number(form.elements.rate_per_second.value) || 10,
+    // Left empty: the API's default; anything typed goes as typed, for the API to judge.
+    ...(form.elements.rate_per_second.value.trim()
+      ? { rate_per_second: Number(form.elements.rate_per_second.value) }
+      : {}),
     // datetime-local is the browser's local time; the API wants a moment with its zone.
     start_at: form.elements.start_at.value ? new Date(form.elements.start_at.value).toISOString() : undefined,
     ...(await recipientSource(form)),
