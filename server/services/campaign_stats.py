@@ -4,8 +4,9 @@ Counts partition the recipients: total = queued + sending + sent + failed + unkn
 + skipped_opted_out + canceled. `sent` means Twilio took the message (it includes `delivered`);
 a message Twilio later reports failed or undelivered counts as `failed`; one whose fate no one
 knows (a worker died during the call) as `unknown` until a status callback settles it.
-`replied` and `opt_outs` count recipients whose first reply (or opt-out) came within 24 h of
-the campaign message.
+`replied` counts recipients whose first reply came within 24 h of the campaign message (a
+STOP or START is not a reply: it is Twilio's keyword, not an answer), and `opt_outs` those
+whose first STOP did.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ async def _answers_within_window(session: AsyncSession, campaign_id: int) -> tup
     answers = (
         select(
             sent.created_at.label("sent_at"),
-            func.min(reply.created_at).label("first_reply"),
+            func.min(case((reply.opt_change.is_(None), reply.created_at))).label("first_reply"),
             func.min(case((reply.opt_change == "opted_out", reply.created_at))).label(
                 "first_opt_out"
             ),

@@ -58,15 +58,16 @@ async def test_replies_and_opt_outs_count_within_24_hours_of_the_campaign_messag
             [
                 [(timedelta(hours=23, minutes=59), None), (timedelta(hours=30), "opted_out")],
                 [(timedelta(hours=24, minutes=1), None)],  # too late: not a reply to it
-                [(timedelta(minutes=5), "opted_out")],
+                [(timedelta(minutes=5), "opted_out")],  # an opt-out, not a reply
+                [(timedelta(minutes=1), "opted_out"), (timedelta(hours=2), None)],
                 [],
             ],
         )
         async with state.reading() as session:
             counts = await campaign_stats.counts(session, campaign_id)
-        assert (counts["total"], counts["sent"]) == (4, 4)
-        assert counts["replied"] == 2  # the first and the third
-        assert counts["opt_outs"] == 1  # the third: the first opted out after 30 hours
+        assert (counts["total"], counts["sent"]) == (5, 5)
+        assert counts["replied"] == 2  # the first and the fourth
+        assert counts["opt_outs"] == 2  # the third and the fourth (the first: after 30 hours)
     finally:
         await state.close()
 
