@@ -151,6 +151,9 @@ class Inbox(Base):
     notify_delay_seconds: Mapped[int] = mapped_column(Integer, default=900)
     # "members" or a list of email addresses.
     notify_to: Mapped[Any] = mapped_column(JSON, default="members")
+    # When alerts were last turned on: texts from before raise none, so that turning them on
+    # does not mail the backlog. None: alerts from before this was kept, for any text.
+    notify_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -193,6 +193,8 @@ async def update_inbox(
         inbox.name = name
     if notifications:
         if "enabled" in notifications:
+            if notifications["enabled"] and not inbox.notify_enabled:
+                inbox.notify_since = utcnow()
             inbox.notify_enabled = notifications["enabled"]
         if "delay_seconds" in notifications:
             inbox.notify_delay_seconds = notifications["delay_seconds"]

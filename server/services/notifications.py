@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -108,8 +108,10 @@ def due_search(now: datetime) -> Select[tuple[int, int, datetime, int]]:
             inbound.conversation_id == Conversation.id,
             inbound.direction == "inbound",
             inbound.id > marker,
+            # Texts from before alerts were turned on raise none (no mail for the backlog).
+            or_(Inbox.notify_since.is_(None), inbound.created_at >= Inbox.notify_since),
         )
-        .correlate(Conversation)
+        .correlate(Conversation, Inbox)
         .scalar_subquery()
     )
     covered = exists().where(

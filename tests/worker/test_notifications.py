@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.dialects import sqlite
 
-from server.services import notifications
+from server.services import admin, notifications
 from server.settings import Settings
 from store.migrate import upgrade_async
 from store.models import Contact, Conversation, Message, Notification, utcnow
@@ -75,6 +75,33 @@ async def test_unread_message_is_emailed_to_members_after_the_delay(
     assert link in email.text
     [row] = await eventually(lambda: sent_rows(live_server, message.conversation_id))
     assert (row.message_id, row.attempts) == (message.id, 1)
+
+
+async def test_turning_alerts_on_mails_no_backlog_only_what_comes_after(
+    live_server: LiveServer,
+    http: httpx.AsyncClient,
+    world: World,
+    smtp: SmtpSink,
+    start_worker: StartWorker,
+) -> None:
+    await set_notifications(live_server.state, world.admissions, delay=1, enabled=False)
+    backlog = await inbound(live_server, http, world, ANN, "Sent before alerts were on")
+    async with live_server.state.transaction() as session:  # as the admin page does
+        await admin.update_inbox(session, world.admissions, notifications={"enabled": True})
+    await start_worker(with_smtp(live_server, smtp))
+
+    fresh = await inbound(live_server, http, world, BEN, "Sent after alerts were on")
+    [email] = await smtp.wait(fresh.conversation_id)
+    assert "Sent after alerts were on" in email.text
+    assert smtp.emails(backlog.conversation_id) == []
+    assert await notification_rows(live_server, backlog.conversation_id) == []
+
+    # A new text in a conversation of the backlog is alerted, naming the new text.
+    again = await inbound(live_server, http, world, ANN, "Still there?")
+    [later] = await smtp.wait(backlog.conversation_id)
+    assert "Still there?" in later.text and "Sent before" not in later.text
+    [row] = await notification_rows(live_server, backlog.conversation_id)
+    assert row.message_id == again.id
 
 
 async def test_a_member_reading_first_cancels_it_but_an_admin_reading_does_not(
