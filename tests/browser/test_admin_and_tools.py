@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -269,7 +270,7 @@ async def test_admin_mistakes_get_a_clear_answer(
         await dana.get_by_role("button", name="Add number").click()
     mistake = dana.get_by_role("row", name="(415) 555-0166")
     async with dana.expect_navigation():
-        await mistake.get_by_role("button", name="Remove").click()
+        await mistake.get_by_role("button", name="Remove (415) 555-0166", exact=True).click()
     await expect(mistake).to_have_count(0)
 
     # A second service of the same name is refused; a service is renamed and its SID fixed.
@@ -587,6 +588,10 @@ async def test_campaign_from_draft_to_done_with_live_progress(
         await mark_no_reload(dana)
         await expect(dana.locator("[data-campaign-status]")).to_have_text("Done", timeout=LIVE)
         await expect(dana.locator('[data-count="skipped_opted_out"]')).to_have_text("1")
+        # Done, and two of three sent: the summary says why it is one short.
+        await expect(dana.locator('[data-count="summary"]')).to_have_text(
+            "2 of 3 sent · 1 skipped (opted out)"
+        )
         await expect(dana.locator('[data-count="delivered"]')).to_have_text("2", timeout=LIVE)
         await expect(dana.locator('[data-figure="delivery_rate"]')).to_have_text("100%")
         await expect(dana.get_by_role("button", name="Send now")).to_be_hidden()
@@ -669,6 +674,27 @@ async def test_a_campaign_with_a_start_time_is_scheduled_not_sent(
     [shown] = [c for c in campaigns if c["name"] == "Decision day"]
     assert (shown["status"], shown["start_at"]) == ("scheduled", "2031-03-14T13:30:00Z")
     assert shown["rate_per_second"] == 5
+
+    # A draft whose start time passed before anyone pressed Schedule says so.
+    async with httpx.AsyncClient(base_url=live_server.base_url, headers=team.auth()) as http:
+        services = (await http.get("/api/v1/messaging-services")).json()["items"]
+        [blast] = [s["id"] for s in services if s["purpose"] == "blast"]
+        late = await http.post(
+            "/api/v1/campaigns",
+            json={
+                "name": "Missed it",
+                "messaging_service_id": blast,
+                "body": "Hello!",
+                "recipients": [{"phone": "617 555 0163"}],
+                "start_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+            },
+        )
+        assert late.status_code == 201, late.text
+    await dana.goto(f"{live_server.base_url}/admin/campaigns/{late.json()['id']}")
+    await expect(dana.locator("[data-start-passed]")).to_contain_text(
+        "has passed: Send now sends at once"
+    )
+    await expect(dana.get_by_role("button", name="Send now")).to_be_visible()
     assert shown["counts"]["sent"] == 0
 
 

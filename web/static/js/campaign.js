@@ -66,6 +66,12 @@ const SEGMENTS = ["delivered", "in_flight", "failed", "unknown", "skipped_opted_
 const LABELS = { draft: "Draft", scheduled: "Scheduled", sending: "Sending", paused: "Paused", done: "Done", canceled: "Canceled" };
 const PILLS = { sending: "pill--accent", done: "pill--ok", paused: "pill--warn", canceled: "pill--danger", scheduled: "pill--accent" };
 
+/** "3 of 4 sent", and who was skipped, so a finished campaign does not look one short. */
+function sentSummary(counts, total) {
+  const skipped = counts.skipped_opted_out || 0;
+  return `${counts.sent} of ${total} sent` + (skipped ? ` · ${skipped} skipped (opted out)` : "");
+}
+
 const percent = (value) => (value == null ? "—" : `${Math.round(value * 100)}%`);
 
 function showActions(status) {
@@ -100,7 +106,7 @@ function applyProgress(view) {
   if (svg) svg.setAttribute("aria-label", `${counts.sent} of ${total} sent, ${counts.delivered} delivered, ${counts.failed} failed`);
   for (const el of $$("[data-count]")) {
     const key = el.dataset.count;
-    el.textContent = key === "summary" ? `${counts.sent} of ${total} sent` : String(counts[key] ?? 0);
+    el.textContent = key === "summary" ? sentSummary(counts, total) : String(counts[key] ?? 0);
   }
   // The recipient filters: each count's size; one with nobody in it is hidden (not Everyone,
   // nor the one being shown).
