@@ -168,6 +168,20 @@ async def test_admin_sets_up_an_inbox_numbers_and_people(
             )
             assert login.status_code == status, login.text
 
+    # A name cleared is cleared (the row then shows the email); the password left blank stays.
+    ann = dana.get_by_role("row", name="Ann Lee-Park")
+    await ann.get_by_text("Edit name or password").click()
+    await ann.get_by_label("Name").fill("")
+    async with dana.expect_navigation():
+        await ann.get_by_role("button", name="Save").click()
+    await expect(dana.get_by_role("row", name="Ann Lee-Park")).to_have_count(0)
+    async with httpx.AsyncClient(base_url=live_server.base_url) as http:
+        login = await http.post(
+            "/api/v1/auth/login",
+            json={"email": team.emails["ann"], "password": "a brand new password"},
+        )
+        assert login.status_code == 200 and login.json()["user"]["name"] == ""
+
 
 async def test_admin_deletes_an_inbox_without_conversations(
     contexts: Contexts, live_server: LiveServer, team: Team

@@ -22,15 +22,14 @@ function valueOf(field) {
   return field.value;
 }
 
-/** A form's fields as a body; with data-omit-empty, a field left blank is not sent (a
- * password left blank keeps the old one). */
+/** A form's fields as a body; a field marked data-omit-empty and left blank is not sent (a
+ * password left blank keeps the old one), while any other blank field is sent blank. */
 function collect(form) {
   const body = {};
-  const omitEmpty = "omitEmpty" in form.dataset;
   for (const field of form.elements) {
     if (!field.name || field.disabled || field.type === "submit") continue;
     if (field.type === "radio" && !field.checked) continue;
-    if (omitEmpty && field.value === "") continue;
+    if ("omitEmpty" in field.dataset && field.value === "") continue;
     body[field.name] = valueOf(field);
   }
   return body;
