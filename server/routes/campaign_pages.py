@@ -124,7 +124,13 @@ async def campaigns_page(request: Request, viewer: Viewer, session: AsyncSession
         "blast_services": [s for s in services if s["purpose"] == "blast"],
         "inboxes": await _routed_inboxes(session, viewer),
     }
-    return await render(request, viewer, session, "admin/campaigns.html", context)
+    # The list follows the campaigns that can still move (their rows refresh on progress).
+    moving = [
+        campaign_stats.channel(item["id"])
+        for item in items
+        if item["status"] in ("draft", "scheduled", "sending", "paused")
+    ]
+    return await render(request, viewer, session, "admin/campaigns.html", context, channels=moving)
 
 
 async def campaign_page(request: Request, viewer: Viewer, session: AsyncSession) -> Response:

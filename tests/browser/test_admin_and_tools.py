@@ -595,6 +595,13 @@ async def test_campaign_from_draft_to_done_with_live_progress(
         await expect(dana.locator("[data-campaign-status]")).to_have_text("Draft")
         await expect(dana.locator('[data-count="total"]')).to_have_text("3")
         await expect(card(dana, "Message")).to_contain_text("Open day is Saturday at 10am.")
+        # The campaigns list, open in another tab, follows the sending too.
+        board = await sign_in(await opened.new(), server, team.emails["dana"])
+        await board.goto(server.base_url + "/admin/campaigns")
+        await live_ready(board)
+        await mark_no_reload(board)
+        listed = board.get_by_role("row", name="Open day")
+        await expect(listed).to_contain_text("Draft")
 
         async with dana.expect_navigation():
             await dana.get_by_role("button", name="Send now").click()
@@ -615,6 +622,9 @@ async def test_campaign_from_draft_to_done_with_live_progress(
         await expect(fates.filter(has_text="Skipped: opted out")).to_have_count(1)
         await expect(fates.filter(has_text="Waiting")).to_have_count(0)
         await assert_not_reloaded(dana)
+        await expect(listed).to_contain_text("Done", timeout=LIVE)
+        await expect(listed).to_contain_text("2 of 3 sent")
+        await assert_not_reloaded(board)
 
         # Who it went to, and how each fared: the opted-out contact was skipped (its figure
         # links to them).

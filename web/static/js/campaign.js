@@ -138,21 +138,20 @@ function pickAudienceOnUse(form) {
   });
 }
 
-// The recipients card follows the sending: after progress, its list is taken again from the
-// page as the server renders it now, at most once per REFRESH_MS.
+// The recipients card, and the campaigns list, follow the sending: after progress, they are
+// taken again from the page as the server renders it now, at most once per REFRESH_MS.
 const REFRESH_MS = 2000;
 let refreshing = null;
 
-function refreshRecipientsSoon() {
+function refreshSoon(selector) {
   if (refreshing) return;
   refreshing = setTimeout(async () => {
     try {
       const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
       if (!response.ok) return;
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
-      const list = '[aria-labelledby="recipients-title"] .card__body';
-      const now = $(list);
-      const next = fresh.querySelector(list);
+      const now = $(selector);
+      const next = fresh.querySelector(selector);
       if (now && next) now.replaceWith(document.importNode(next, true));
     } catch (error) {
       /* offline for a moment: the next progress tries again */
@@ -166,13 +165,18 @@ export function initCampaign({ on }) {
   const textarea = $("form[data-campaign] [data-composer-body]");
   if (textarea) bindCounter(textarea, $("form[data-campaign] [data-counter]"));
   for (const form of $$("form[data-campaign], form[data-campaign-recipients]")) pickAudienceOnUse(form);
+  if ($("[data-campaign-list]")) {
+    on((channel, type) => {
+      if (channel.startsWith("campaign:") && type === "campaign.progress") refreshSoon("[data-campaign-list]");
+    });
+  }
   if (!boot.campaign) return;
   const pill = $("[data-campaign-status]");
   if (pill) showActions(pill.dataset.campaignStatus);
   on((channel, type, data) => {
     if (channel === boot.campaign.channel && type === "campaign.progress") {
       applyProgress(data);
-      refreshRecipientsSoon();
+      refreshSoon('[aria-labelledby="recipients-title"] .card__body');
     }
   });
 }
