@@ -155,6 +155,9 @@ async def campaign_page(request: Request, viewer: Viewer, session: AsyncSession)
         "campaign": view,
         "bar": bar(view["counts"]),
         "warnings": await campaigns.routing_warnings(session, campaign.messaging_service_id),
+        # Said on the draft, not first as a refusal when Send is pressed.
+        "no_sender": campaign.status in ("draft", "scheduled", "paused")
+        and await campaigns.choose_sender(session, campaign.messaging_service_id) is None,
         "preview": await campaigns.preview(session, campaign, limit=PREVIEW),
         "service": next((s for s in services if s["id"] == campaign.messaging_service_id), None),
         "inboxes": await _routed_inboxes(session, viewer),

@@ -690,6 +690,7 @@ async def test_a_campaign_with_a_start_time_is_scheduled_not_sent(
     ]
     # The browser's 9:30 in New York is 13:30 UTC; the page says it back in local time.
     await expect(dana.locator("[data-starts]")).to_have_text("Starts March 14, 2031, 9:30 AM")
+    await expect(dana.locator("[data-no-sender]")).to_have_count(0)
     async with dana.expect_navigation():
         await dana.get_by_role("button", name="Schedule").click()
     await expect(dana.locator("[data-campaign-status]")).to_have_text("Scheduled")
@@ -743,6 +744,10 @@ async def test_campaign_recipients_from_csv_files(
         await form.get_by_role("button", name="Create draft").click()
     await expect(dana.locator('[data-count="total"]')).to_have_text("2")
     await expect(card(dana, "Message")).to_contain_text("Hi José, the Music open day is Saturday.")
+    # Its service has no number yet: the draft says so before anyone presses Send.
+    await expect(dana.locator("[data-no-sender]")).to_contain_text(
+        "Nothing can go out: Spring blasts has no phone numbers."
+    )
 
     # A second admin watches the draft while recipients are added.
     watcher = await sign_in(await contexts.new(), live_server, team.emails["dana"])
