@@ -704,7 +704,14 @@ PATHS: dict[str, dict[str, Any]] = {
             who="admin",
             params=(PATH_ID,),
             ok=(200, "Campaign"),
-        )
+        ),
+        "delete": operation(
+            "Delete a draft, or a canceled campaign that sent nothing (409 once it sent texts)",
+            who="admin",
+            params=(PATH_ID,),
+            ok=(204, None),
+            errors=(409,),
+        ),
     },
     f"{CAMPAIGN}/recipients": {
         "get": operation(

@@ -18,12 +18,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from server.bodies import bounded
 from server.deps import app_state, json_body, path_id, require_admin
 from server.errors import ApiError, invalid, not_found
+from server.routes.api_common import no_content
 from server.services import campaign_stats, campaigns
 from server.services.recipient_import import MAX_ERRORS_LISTED, ImportResult, from_csv, from_json
 from server.state import AppState
@@ -289,10 +290,19 @@ def _transition(action: Any) -> Any:
     return endpoint
 
 
+async def delete_campaign(request: Request) -> Response:
+    await require_admin(request)
+    campaign_id = path_id(request)
+    async with app_state(request).transaction() as session:
+        await campaigns.delete_campaign(session, await campaigns.locked(session, campaign_id))
+    return no_content()
+
+
 routes: list[BaseRoute] = [
     Route(PREFIX, list_campaigns, methods=["GET"]),
     Route(PREFIX, create_campaign, methods=["POST"]),
     Route(PREFIX + "/{id}", show_campaign, methods=["GET"]),
+    Route(PREFIX + "/{id}", delete_campaign, methods=["DELETE"]),
     Route(PREFIX + "/{id}/recipients", list_recipients, methods=["GET"]),
     Route(PREFIX + "/{id}/recipients", add_recipients, methods=["POST"]),
     Route(PREFIX + "/{id}/preview", preview_campaign, methods=["GET"]),

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, literal, null, select, true, update
+from sqlalchemy import Row, Select, bindparam, delete, literal, null, select, true, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import ApiError, invalid, not_found
@@ -643,6 +644,28 @@ async def cancel(session: AsyncSession, campaign: Campaign) -> None:
     campaign.finished_at = utcnow()
     await _set_recipients(session, campaign.id, ("pending", "claimed"), state="canceled")
     await campaign_stats.emit_progress(session, campaign)
+
+
+async def delete_campaign(session: AsyncSession, campaign: Campaign) -> None:
+    """Forget a draft, or a canceled campaign that never sent a text: nothing of it is in any
+    thread. One that sent texts stays, as the record of what went out."""
+    if campaign.status not in {"draft", "canceled"}:
+        raise _conflict(campaign, "delete")
+    if await session.scalar(select(Message.id).where(Message.campaign_id == campaign.id).limit(1)):
+        raise ApiError(
+            409,
+            "campaign_sent",
+            f"{campaign.name} sent texts: it stays as the record of what went out",
+            campaign_status=campaign.status,
+        )
+    await session.execute(
+        delete(CampaignRecipient).where(CampaignRecipient.campaign_id == campaign.id)
+    )
+    await session.delete(campaign)
+    try:
+        await session.flush()
+    except IntegrityError:  # a send of a canceled campaign still finishing stored its text
+        raise ApiError(409, "campaign_sent", f"{campaign.name} sent texts meanwhile") from None
 
 
 async def _set_recipients(

@@ -83,7 +83,7 @@ async def build_world(state: AppState) -> World:
         msg_u = await b.message(s, conv_u, body="who is this")
         await b.message(s, conv_shared_b, body="from Sam")
         campaigns = {}
-        for status in ("draft", "to_send", "sending", "paused", "to_cancel"):
+        for status in ("draft", "to_send", "sending", "paused", "to_cancel", "to_delete"):
             campaign = Campaign(
                 name=f"Campaign {status}",
                 messaging_service_id=blast.id,

@@ -193,6 +193,7 @@ RULES: dict[tuple[str, str], Rule] = {
         },
     ),
     ("GET", "/api/v1/campaigns/{id}"): campaign("campaign_draft"),
+    ("DELETE", "/api/v1/campaigns/{id}"): campaign("campaign_to_delete", (204,)),
     ("GET", "/api/v1/campaigns/{id}/recipients"): campaign("campaign_draft"),
     ("POST", "/api/v1/campaigns/{id}/recipients"): campaign(
         "campaign_draft", body=lambda w, s: {"contact_ids": [w.ids["contact_b"]]}

@@ -781,3 +781,10 @@ async def test_campaign_recipients_from_csv_files(
         found = await http.get("/api/v1/contacts", params={"q": "+16175550160"})
     [rene] = found.json()["items"]
     assert (rene["first_name"], rene["fields"]) == ("René", {"program": "Art"})
+
+    # A draft that is not wanted after all is deleted (it sent nothing); its contacts stay.
+    async with dana.expect_navigation(url="**/admin/campaigns"):
+        await dana.get_by_role("button", name="Delete").click()
+    await expect(dana.get_by_role("link", name="Open day by program")).to_have_count(0)
+    async with httpx.AsyncClient(base_url=live_server.base_url, headers=team.auth()) as http:
+        assert (await http.get("/api/v1/contacts", params={"q": "René"})).json()["items"]

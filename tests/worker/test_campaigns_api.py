@@ -8,11 +8,18 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from server.routes import campaigns as campaign_routes
 from server.services import campaigns
-from store.models import Contact, MessagingService
+from store.models import (
+    Campaign,
+    CampaignRecipient,
+    Contact,
+    Conversation,
+    Message,
+    MessagingService,
+)
 from tests.support.live_server import LiveServer
 from tests.support.messaging import inbound_params, signed_post, transactions_of
 from tests.worker.support import Blast, add_contacts, phone
@@ -542,3 +549,66 @@ async def test_sending_checks_merge_fields_again_on_the_recipients_as_they_are_n
     assert (await twilio_http.patch(contact, json={"fields": {}}, headers=blast.auth)).is_success
     again = await post(twilio_http, blast, f"/{ready['id']}/send")
     assert (again.status_code, again.json()["error"]) == (409, "bad_status")
+
+
+async def test_a_campaign_that_sent_nothing_can_be_deleted(
+    twilio_server: LiveServer, twilio_http: httpx.AsyncClient, blast: Blast
+) -> None:
+    async def created(name: str) -> int:
+        made = await post(
+            twilio_http,
+            blast,
+            **draft(blast, name=name, body="Hello!"),
+            recipients=[{"phone": "6175550170"}, {"phone": "6175550171"}],
+        )
+        assert made.status_code == 201, made.text
+        return int(made.json()["id"])
+
+    async def delete(campaign_id: int) -> httpx.Response:
+        return await twilio_http.delete(f"{CAMPAIGNS}/{campaign_id}", headers=blast.auth)
+
+    # A draft goes, recipients and all; its contacts stay.
+    typo = await created("Opne day")
+    assert (await delete(typo)).status_code == 204
+    assert (await twilio_http.get(f"{CAMPAIGNS}/{typo}", headers=blast.auth)).status_code == 404
+    assert (await delete(typo)).status_code == 404
+    async with twilio_server.state.reading() as session:
+        left = await session.scalar(
+            select(func.count())
+            .select_from(CampaignRecipient)
+            .where(CampaignRecipient.campaign_id == typo)
+        )
+        assert left == 0
+    assert (await contact(twilio_server, "+16175550170")).phone == "+16175550170"
+
+    # One under way is not deleted; canceled before a text went, it is.
+    started = await created("Open day")
+    assert (await post(twilio_http, blast, f"/{started}/send")).status_code == 200
+    busy = await delete(started)
+    assert (busy.status_code, busy.json()["error"]) == (409, "bad_status")
+    assert (await post(twilio_http, blast, f"/{started}/cancel")).status_code == 200
+    assert (await delete(started)).status_code == 204
+
+    # One that sent texts stays: it is the record of what went out.
+    sent = await created("Sent one")
+    async with twilio_server.state.transaction() as session:
+        await session.execute(update(Campaign).where(Campaign.id == sent).values(status="canceled"))
+        conversation = Conversation(
+            inbox_id=blast.inbox_id, contact_id=(await contact(twilio_server, "+16175550171")).id
+        )
+        session.add(conversation)
+        await session.flush()
+        session.add(
+            Message(
+                conversation_id=conversation.id,
+                direction="outbound",
+                tag="campaign",
+                body="Hello!",
+                status="delivered",
+                from_number=blast.number,
+                to_number="+16175550171",
+                campaign_id=sent,
+            )
+        )
+    kept = await delete(sent)
+    assert (kept.status_code, kept.json()["error"]) == (409, "campaign_sent")
