@@ -10,6 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.errors import not_found
 from store.models import Conversation, Inbox, InboxMember, User
 
+# The ids of the users who see every inbox: active admins.
+ACTIVE_ADMIN_IDS = select(User.id).where(User.role == "admin", User.active.is_(True))
+
 
 async def visible_inbox_ids(session: AsyncSession, user: User) -> set[int] | None:
     """The inboxes `user` may see, or None for all of them (an admin)."""

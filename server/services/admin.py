@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.access import ACTIVE_ADMIN_IDS
 from server.auth import revoke_user_sessions
 from server.errors import ApiError, invalid, not_found
 from server.passwords import hash_password
@@ -226,7 +227,7 @@ async def delete_inbox(state: AppState, session: AsyncSession, inbox_id: int) ->
         await session.scalars(
             select(InboxMember.user_id)
             .where(InboxMember.inbox_id == inbox_id)
-            .union(select(User.id).where(User.role == "admin", User.active.is_(True)))
+            .union(ACTIVE_ADMIN_IDS)
         )
     ).all()
     await session.execute(
@@ -301,7 +302,7 @@ async def create_user(
 
 
 async def _active_admins(session: AsyncSession) -> int:
-    stmt = select(func.count(User.id)).where(User.role == "admin", User.active.is_(True))
+    stmt = select(func.count()).select_from(ACTIVE_ADMIN_IDS.subquery())
     return int(await session.scalar(stmt) or 0)
 
 

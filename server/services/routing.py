@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.access import ACTIVE_ADMIN_IDS
 from server.services import sql
 from store import outbox
-from store.models import Inbox, MessagingService, PhoneNumber, User
+from store.models import Inbox, MessagingService, PhoneNumber
 
 UNROUTED_NAME = "Unrouted"
 # Arbitrary, fixed: the advisory lock key that serialises creating the Unrouted inbox.
@@ -22,7 +23,6 @@ _ROUTE_OF_NUMBER = select(_numbers.c.inbox_id, _numbers.c.messaging_service_id).
 )
 _services = MessagingService.__table__
 _SERVICE_ID = select(_services.c.id).where(_services.c.sid == bindparam("sid"))
-_ACTIVE_ADMINS = select(User.id).where(User.role == "admin", User.active.is_(True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ async def unrouted_inbox(session: AsyncSession) -> Inbox:
         # Admins see every inbox: their open pages add this one and follow it, so the text
         # that made it shows without a reload.
         added = {"id": inbox.id, "name": inbox.name, "is_unrouted": True, "unread_count": 0}
-        for admin_id in await session.scalars(_ACTIVE_ADMINS):
+        for admin_id in await session.scalars(ACTIVE_ADMIN_IDS):
             outbox.emit(session, f"user:{admin_id}", "inbox.added", added)
     return inbox
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -200,7 +201,7 @@ async def test_admin_deletes_an_inbox_without_conversations(
         member = f"/api/v1/inboxes/{inbox}/members/{team.users['ann']}"
         assert (await http.put(member)).status_code == 201
         routed = await http.patch(
-            f"/api/v1/phone-numbers/{await number_id(http, team.other_number)}",
+            f"/api/v1/phone-numbers/{(await phone_number(http, team.other_number))['id']}",
             json={"inbox_id": inbox},
         )
         assert routed.status_code == 200
@@ -238,8 +239,7 @@ async def test_a_routing_select_saves_a_choice_not_each_arrow_key(
 
     async def routed_to() -> int | None:
         async with httpx.AsyncClient(base_url=live_server.base_url, headers=team.auth()) as http:
-            listed = (await http.get("/api/v1/phone-numbers", params={"limit": 100})).json()
-        return next(n["inbox_id"] for n in listed["items"] if n["number"] == team.number)
+            return (await phone_number(http, team.number))["inbox_id"]
 
     # Looking through the inboxes with the keys changes nothing; leaving puts it back.
     await route.focus()
@@ -262,9 +262,10 @@ async def test_a_routing_select_saves_a_choice_not_each_arrow_key(
     await expect(route).to_be_focused()
 
 
-async def number_id(http: httpx.AsyncClient, number: str) -> int:
+async def phone_number(http: httpx.AsyncClient, number: str) -> dict[str, Any]:
+    """One of our numbers as the API lists it."""
     listed = (await http.get("/api/v1/phone-numbers", params={"limit": 100})).json()["items"]
-    return next(n["id"] for n in listed if n["number"] == number)
+    return next(n for n in listed if n["number"] == number)
 
 
 async def test_admin_mistakes_get_a_clear_answer(
